@@ -1,0 +1,50 @@
+"""rh: run Python functions and classes on other hardware as if they were local.
+
+``import rh_core as rh``; then ``rh.function(fn).to(rh.cluster("local"))``. Nothing is started
+or loaded at import time: plugins load and servers start on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from rh_core.errors import (  # noqa: E402
+    ConfigError,
+    ConnectionFailedError,
+    NameClashError,
+    PackageInstallError,
+    RemoteException,
+    RemoteFunctionNotFound,
+    ResourceNotFoundError,
+    RhError,
+    RunNotFoundError,
+    SerializationError,
+    ServerError,
+    UnknownPluginItemError,
+    WorkerCrashedError,
+)
+from rh_core.factories import cluster, env, package  # noqa: E402
+from rh_core.hookspecs import hookimpl  # noqa: E402
+from rh_core.resources import Cluster, Env, Function, Module, Package, Resource  # noqa: E402
+from rh_core.resources.calls import RunHandle, get  # noqa: E402
+from rh_core.resources.function import function  # noqa: E402
+from rh_core.resources.module import module  # noqa: E402
+from rh_core.rns import current_folder, exists, load, set_folder  # noqa: E402
+from rh_core.secrets import secret_backend  # noqa: E402
+
+
+def __getattr__(name: str):
+    # ``rh.here`` is the local cluster; built lazily so importing rh starts nothing.
+    if name == "here":
+        return cluster("local")
+    raise AttributeError(f"module 'rh_core' has no attribute {name!r}")
+
+
+__all__ = [
+    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "Module",
+    "NameClashError", "Package", "PackageInstallError", "RemoteException",
+    "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
+    "RunNotFoundError", "SerializationError", "ServerError", "UnknownPluginItemError",
+    "WorkerCrashedError", "cluster", "current_folder", "env", "exists", "function", "get",
+    "hookimpl", "load", "module", "package", "secret_backend", "set_folder",
+]

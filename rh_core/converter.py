@@ -1,0 +1,94 @@
+"""The one cattrs converter for resource configs, built after plugins are loaded.
+
+Configs are plain JSON tagged with ``resource_type`` (and ``subtype`` for clusters, the provider
+name), so a plugin's cluster class structures by name. Unknown keys are refused with a message
+that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from rh_core.errors import ConfigError
+
+
+@functools.cache
+def resource_classes() -> dict[tuple[str, str | None], type]:
+    """Every resource class by ``(resource_type, subtype)``, including plugins' cluster classes."""
+    from rh_core.plugins import registry
+    from rh_core.resources import Env, Function, Module, Package
+
+    classes: dict[tuple[str, str | None], type] = {
+        ("function", None): Function,
+        ("module", None): Module,
+        ("env", None): Env,
+        ("package", None): Package,
+    }
+    for name, provider in registry().providers.items():
+        classes[("cluster", name)] = provider.cluster_class
+    return classes
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter that knows every resource class, including those of installed plugins."""
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    for cls in set(resource_classes().values()):
+        conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv))
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
+    return conv
+
+
+@functools.cache
+def get_converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def unstructure(resource: Any) -> dict:
+    """A resource's config: plain JSON, tagged with its resource type and subtype."""
+    cls = type(resource)
+    data = get_converter().unstructure(resource, unstructure_as=cls)
+    out = {"resource_type": cls.resource_type}
+    subtype = getattr(cls, "subtype", None)
+    if subtype:
+        out["subtype"] = subtype
+    out.update(data)
+    return out
+
+
+def structure(config: dict) -> Any:
+    """Build the resource a config describes; a bad key or value raises :class:`ConfigError`."""
+    if not isinstance(config, dict) or "resource_type" not in config:
+        raise ConfigError(f"not a resource config (no 'resource_type'): {config!r:.200}")
+    data = dict(config)
+    rtype, subtype = data.pop("resource_type"), data.pop("subtype", None)
+    conv = get_converter()
+    cls = resource_classes().get((rtype, subtype))
+    if cls is None:
+        if rtype == "cluster":
+            from rh_core.plugins import registry
+
+            registry().provider(str(subtype))  # raises, listing installed providers
+        raise ConfigError(f"unknown resource type {rtype!r} (subtype {subtype!r})")
+    try:
+        return conv.structure(data, cls)
+    except cattrs.BaseValidationError as e:
+        raise ConfigError(_explain(e, cls)) from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad {rtype} config: {e}") from None
+
+
+def _explain(err: cattrs.BaseValidationError, cls: type) -> str:
+    known = sorted(f.alias or f.name for f in attrs.fields(cls))
+    lines = []
+    for exc in err.exceptions:
+        if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+            lines.append(f"unknown key(s) {sorted(exc.extra_fields)}; known keys: {known}")
+        else:
+            notes = getattr(exc, "__notes__", [])
+            lines.append(f"{'; '.join(notes) or type(exc).__name__}: {exc}")
+    return f"bad {cls.resource_type} config: " + " | ".join(lines)

@@ -1,0 +1,78 @@
+"""Every error rh raises on purpose. Each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class RhError(Exception):
+    """Base class of every error raised by rh itself (not by user code)."""
+
+
+class ConfigError(RhError, ValueError):
+    """A resource config or an argument to a factory is invalid."""
+
+
+class UnknownPluginItemError(RhError, LookupError):
+    """A provider, connection type, installer, store or secret backend is not installed."""
+
+    def __init__(self, kind: str, name: str, installed: list[str]):
+        self.kind, self.name, self.installed = kind, name, installed
+        listed = ", ".join(sorted(installed)) or "none"
+        super().__init__(
+            f"unknown {kind} {name!r}; installed {kind}s: {listed}. "
+            f"Install the plugin that provides it (see `rh plugins`)."
+        )
+
+
+class ResourceNotFoundError(RhError, LookupError):
+    """No saved resource under that name."""
+
+
+class ServerError(RhError):
+    """The rh server answered with an error that is not a user exception."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class ConnectionFailedError(RhError, ConnectionError):
+    """The client could not reach a cluster's server."""
+
+
+class RemoteFunctionNotFound(ServerError, LookupError):
+    """The server has no function, module or method under that name."""
+
+
+class NameClashError(ServerError):
+    """Another function or class is already served under that name."""
+
+
+class SerializationError(RhError, TypeError):
+    """Arguments or a result could not be serialized for the wire."""
+
+
+class WorkerCrashedError(ServerError):
+    """The env worker process died while running a call; it is restarted for the next call."""
+
+
+class RunNotFoundError(ServerError, LookupError):
+    """A run key names no result on the cluster (never made, deleted, or the server restarted)."""
+
+
+class PackageInstallError(RhError):
+    """Installing an env's package failed; the message carries the installer's output."""
+
+
+class AuthError(ServerError, PermissionError):
+    """The server refused the caller's credentials (401) or their access level (403)."""
+
+
+class RemoteException(RhError):
+    """A remote exception whose type could not be rebuilt locally.
+
+    Carries the remote type name, message and traceback text.
+    """
+
+    def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
+        self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
+        super().__init__(f"{type_name}: {message}")

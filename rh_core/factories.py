@@ -1,0 +1,66 @@
+"""The factories users call: ``rh.cluster``, ``rh.env``, ``rh.package``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rh_core.errors import ConfigError, ResourceNotFoundError
+from rh_core.resources.env import Env, Package
+
+
+def cluster(name: str | None = None, provider: str | None = None, **fields: Any):
+    """A cluster: ``rh.cluster("local")``, a saved one by name, or a new one from fields.
+
+    ``rh.cluster(name="a10", ips=[...], ssh_creds={...})`` describes a bring-your-own cluster
+    (with its plugin installed); ``provider=`` picks the compute provider explicitly.
+    """
+    from rh_core import rns
+    from rh_core.plugins import registry
+    from rh_core.resources.cluster import Cluster
+
+    if name in ("local", "^local") and not fields and provider in (None, "local"):
+        return registry().provider("local").cluster_class(name="local")
+    if name is not None and not fields and provider is None:
+        try:
+            loaded = rns.load(name)
+        except ResourceNotFoundError:
+            raise ResourceNotFoundError(
+                f"unknown cluster {name!r}: no cluster is saved under that name (saved: "
+                f"{rns.list_names('~') or 'none'}). Create it with rh.cluster(name=..., ips=[...]) "
+                f"or use rh.cluster('local')."
+            ) from None
+        if not isinstance(loaded, Cluster):
+            raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a cluster")
+        return loaded
+    if provider is None:
+        provider = "byo" if fields.get("ips") else "local"
+    cls = registry().provider(provider).cluster_class
+    try:
+        return cls(name=name, **fields)
+    except TypeError as e:
+        import attrs
+
+        known = sorted(f.name for f in attrs.fields(cls))
+        raise ConfigError(f"bad argument for a {provider} cluster ({e}); known: {known}") from None
+
+
+def env(name: str | None = None, reqs: list[str] | None = None,
+        env_vars: dict[str, str] | None = None, working_dir: str | None = None,
+        processes: int = 1, threads: int = 8) -> Env:
+    """An env: its own worker processes, variables and packages on the cluster.
+
+    With only ``name``, loads a saved env if there is one.
+    """
+    from rh_core import rns
+
+    if name and reqs is None and env_vars is None and working_dir is None and rns.exists(name):
+        loaded = rns.load(name)
+        if isinstance(loaded, Env):
+            return loaded
+    return Env(name=name, reqs=list(reqs or []), env_vars=dict(env_vars or {}),
+               working_dir=working_dir, processes=processes, threads=threads)
+
+
+def package(spec: str) -> Package:
+    """A package spec: ``"numpy"``, ``"reqs:requirements.txt"``, ``"local:./pkg"``, ``"git+URL@rev"``."""
+    return Package.parse(spec)

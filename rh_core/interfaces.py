@@ -1,0 +1,181 @@
+"""The small abstract classes a plugin implements: one per kind of thing it can register."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:
+    from rh_core.resources.cluster import Cluster
+
+
+class AccessLevel(str, enum.Enum):
+    """What a caller may do on a resource. ``write`` implies ``read``."""
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: AccessLevel) -> bool:
+        order = [AccessLevel.NONE, AccessLevel.READ, AccessLevel.WRITE]
+        return order.index(self) >= order.index(needed)
+
+
+@attrs.frozen
+class Endpoint:
+    """Where a cluster's server listens, as seen from the node that runs it."""
+
+    host: str
+    port: int
+    #: Token the client presents to the server (owner token); never written to configs.
+    token: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class ConnectionInfo:
+    """What the HTTP client needs: a base URL and how to verify TLS."""
+
+    base_url: str
+    #: ``True`` (system CAs), a path to a CA/certificate file, or ``False`` only for plain http.
+    verify: bool | str = True
+
+
+class ComputeProvider(ABC):
+    """Turns a cluster spec into running nodes with an rh server, and back."""
+
+    #: Name users write in ``rh.cluster(provider=...)`` and the ``subtype`` of its configs.
+    name: ClassVar[str]
+    #: The attrs record class of this provider's clusters.
+    cluster_class: ClassVar[type[Cluster]]
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+
+    @abstractmethod
+    def up(self) -> Endpoint:
+        """Make sure the nodes and the server run; return the server's endpoint. Idempotent."""
+
+    @abstractmethod
+    def endpoint(self) -> Endpoint | None:
+        """The running server's endpoint, or None when the cluster is not up. Cheap."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop the server and release the nodes. Idempotent."""
+
+    def restart_server(self) -> Endpoint:
+        """Stop the server process and start a new one on the same nodes."""
+        self.down()
+        return self.up()
+
+    def nodes(self) -> list[str]:
+        """Addresses of the cluster's nodes, head first."""
+        return list(self.cluster.ips or ["127.0.0.1"])
+
+    def server_log(self) -> str:
+        """Text of the server's own log on the head node ('' when there is none yet)."""
+        return ""
+
+
+class ConnectionType(ABC):
+    """How a client reaches the server of a cluster: plain HTTP, TLS, a tunnel..."""
+
+    name: ClassVar[str]
+
+    def __init__(self, cluster: Cluster, endpoint: Endpoint):
+        self.cluster, self.endpoint = cluster, endpoint
+
+    @abstractmethod
+    def open(self) -> ConnectionInfo:
+        """Open whatever the connection needs (e.g. a tunnel) and return how to reach the server."""
+
+    def close(self) -> None:
+        """Release what ``open`` opened."""
+
+
+@attrs.frozen
+class InstallTarget:
+    """Where an installer puts a package: an env's virtualenv on the cluster."""
+
+    python: str
+    #: Folder of the virtualenv (its ``site-packages`` is under it).
+    venv: Path
+    #: Folder relative paths in specs are resolved against (the synced working directory).
+    cwd: Path
+    #: Sink for progress lines shown to the user.
+    log: Callable[[str], None] = print
+
+
+class PackageInstaller(ABC):
+    """Installs one kind of package spec into an env's virtualenv."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def install(self, spec: str, target: InstallTarget) -> None:
+        """Install ``spec`` (without the ``name:`` prefix) into ``target``.
+
+        Raise :class:`~rh_core.errors.PackageInstallError` with the tool's output on failure.
+        """
+
+    def cache_key(self, spec: str, cwd: Path) -> str:
+        """A string that changes whenever what ``spec`` installs changes (e.g. a file's hash)."""
+        return spec
+
+
+class RnsStore(ABC):
+    """A place where resource configs are saved under names."""
+
+    prefix: ClassVar[str]
+    writable: ClassVar[bool] = True
+
+    @abstractmethod
+    def load(self, path: str) -> dict | None:
+        """The config saved under ``path`` (no prefix), or None."""
+
+    @abstractmethod
+    def save(self, path: str, config: dict) -> None:
+        """Save ``config`` under ``path``, replacing what was there."""
+
+    @abstractmethod
+    def delete(self, path: str) -> bool:
+        """Delete ``path``; return whether something was deleted."""
+
+    @abstractmethod
+    def list(self, folder: str) -> list[str]:
+        """Names (paths without prefix) saved directly under ``folder``."""
+
+
+class SecretBackend(ABC):
+    """Stores secret values by key; configs only ever hold the key."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """The secret value, or None."""
+
+    @abstractmethod
+    def set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when absent)."""
+
+
+@attrs.define
+class ServerContext:
+    """What server-side hooks receive about the server that calls them."""
+
+    host: str
+    port: int
+    rh_home: Path
+    cluster_name: str
+    den_auth: bool = False
+    #: Free-form settings from the server's command line, for plugins.
+    settings: dict = attrs.Factory(dict)

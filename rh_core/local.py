@@ -1,0 +1,182 @@
+"""The ``local`` compute provider: the embedded cluster, a server on this machine.
+
+The first client to need it starts ``python -m rh_server`` detached, on 127.0.0.1 and a free
+port, and records it under ``$RH_HOME/clusters/<name>/``; every later client process reuses the
+record. A record whose process is gone (or answers as someone else) is replaced.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import httpx
+
+from rh_core.errors import ConfigError, ConnectionFailedError
+from rh_core.hookspecs import hookimpl
+from rh_core.interfaces import ComputeProvider, Endpoint
+from rh_core.paths import rh_home, write_private
+from rh_core.resources.cluster import Cluster
+
+START_TIMEOUT = 60.0
+
+
+@attrs.define(kw_only=True, slots=False)
+class LocalCluster(Cluster):
+    """The embedded cluster: an rh server on this machine, started on first use."""
+
+    subtype: ClassVar[str] = "local"
+    name: str | None = "local"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+class LocalProvider(ComputeProvider):
+    """Starts, finds and stops the server of a local cluster."""
+
+    name = "local"
+    cluster_class = LocalCluster
+
+    @property
+    def folder(self) -> Path:
+        name = (self.cluster.short_name or "local").replace("/", "_")
+        return rh_home() / "clusters" / name
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / "server.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "server.log"
+
+    def _record(self) -> dict | None:
+        try:
+            return json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _token(self) -> str:
+        path = self.folder / "token"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            token = secrets.token_urlsafe(32)
+            write_private(path, token)
+            return token
+
+    def endpoint(self) -> Endpoint | None:
+        rec = self._record()
+        if not rec or not _alive(int(rec["pid"])):
+            return None
+        return Endpoint(rec["host"], int(rec["port"]), self._token())
+
+    def _healthy(self, ep: Endpoint, pid: int) -> bool:
+        try:
+            r = httpx.get(f"http://{ep.host}:{ep.port}/health", timeout=2.0)
+            return r.status_code == 200 and r.json().get("pid") == pid
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def up(self) -> Endpoint:
+        ep = self.endpoint()
+        if ep is not None:
+            return ep
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time across processes
+            rec = self._record()
+            ep = self.endpoint()
+            if ep is not None and self._healthy(ep, int(rec["pid"])):
+                return ep
+            if rec is not None:
+                self.record_path.unlink(missing_ok=True)  # stale: process gone or not ours
+            return self._start()
+
+    def _start(self) -> Endpoint:
+        if importlib.util.find_spec("hypercorn") is None or importlib.util.find_spec("starlette") is None:
+            raise ConfigError(
+                "the local cluster needs the server's dependencies: pip install 'rh-core[server]'"
+            )
+        host = self.cluster.server_host or "127.0.0.1"
+        port = self.cluster.server_port or 0
+        token = self._token()
+        cmd = [sys.executable, "-m", "rh_server", "--host", host, "--port", str(port),
+               "--name", self.cluster.short_name or "local", "--home", str(rh_home()),
+               "--record", str(self.record_path), "--log-file", str(self.log_path)]
+        if self.cluster.den_auth:
+            cmd.append("--den-auth")
+        env = dict(os.environ, RH_SERVER_TOKEN=token)
+        with open(self.log_path, "ab") as out:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    env=env, start_new_session=True, close_fds=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            rec = self._record()
+            if rec and rec.get("pid") == proc.pid:
+                return Endpoint(rec["host"], int(rec["port"]), token)
+            if proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            proc.kill()
+        raise ConnectionFailedError(
+            f"the local rh server did not start (exit code {proc.poll()}). The end of its log "
+            f"{self.log_path}:\n{self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def down(self) -> None:
+        rec = self._record()
+        if not rec:
+            return
+        pid = int(rec["pid"])
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.record_path.unlink(missing_ok=True)
+
+    def server_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@hookimpl
+def rh_compute_providers(register):
+    register(LocalProvider)

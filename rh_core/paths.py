@@ -1,0 +1,24 @@
+"""Where rh keeps its files on this machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def rh_home() -> Path:
+    """The user's rh home: ``$RH_HOME``, else ``~/.rh``. Created on first use, private to the user."""
+    home = Path(os.environ.get("RH_HOME") or "~/.rh").expanduser()
+    if not home.exists():
+        home.mkdir(parents=True, mode=0o700, exist_ok=True)
+    return home
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write ``path`` atomically with mode 0600 (never half-written, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)

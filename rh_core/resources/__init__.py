@@ -1,0 +1,9 @@
+"""Resource records: clusters, functions, modules, envs, packages."""
+
+from rh_core.resources.base import Resource
+from rh_core.resources.cluster import Cluster
+from rh_core.resources.env import Env, Package
+from rh_core.resources.function import Function
+from rh_core.resources.module import Module
+
+__all__ = ["Cluster", "Env", "Function", "Module", "Package", "Resource"]

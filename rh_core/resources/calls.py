@@ -1,0 +1,146 @@
+"""What every remote callable offers: call, ``.remote``, ``.enqueue``, ``.map``, ``.starmap``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import secrets
+from typing import Any, Iterable
+
+import attrs
+
+from rh_core.errors import ConfigError
+
+
+@attrs.define(slots=False)
+class RunHandle:
+    """A result kept on the cluster. ``rh.get(handle)`` fetches it; passing the handle to another
+    call on the same cluster hands the result over there, without a trip through the client."""
+
+    run_key: str
+    system: dict = attrs.field(repr=False)
+
+    @property
+    def __rh_run_ref__(self) -> str:
+        return self.run_key
+
+    def _client(self):
+        from rh_core.resources.base import Resource
+
+        rt = self.__dict__.setdefault("_cluster", None)
+        if rt is None:
+            rt = self.__dict__["_cluster"] = Resource.from_config(self.system)
+        return rt.client()
+
+    def result(self) -> Any:
+        """Wait for the run and return its result (raises its exception)."""
+        return self._client().get_run(self.run_key)
+
+    def logs(self) -> Iterable[str]:
+        """The run's stdout/stderr, streamed while it runs."""
+        return self._client().run_logs(self.run_key)
+
+    def delete(self) -> None:
+        """Free the result on the cluster."""
+        self._client().delete_run(self.run_key)
+
+    def __getstate__(self):
+        return {"run_key": self.run_key, "system": self.system}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+def get(handle: RunHandle) -> Any:
+    """The result of a ``.remote()`` or ``.enqueue()`` call."""
+    if not isinstance(handle, RunHandle):
+        raise ConfigError(f"rh.get takes a handle from .remote() or .enqueue(), got {handle!r}")
+    return handle.result()
+
+
+def map_items(iterables: tuple, kwargs: dict, star: bool) -> list[tuple[tuple, dict]]:
+    """Pair inputs as the seeds do: lists (of equal length) are zipped, scalars broadcast."""
+    if not iterables:
+        raise ConfigError("map needs at least one iterable of inputs")
+    if star:
+        if len(iterables) != 1:
+            raise ConfigError("starmap takes one list of argument tuples")
+        rows = [tuple(a) for a in iterables[0]]
+    else:
+        cols = [list(it) for it in iterables]
+        n = len(cols[0])
+        for c in cols[1:]:
+            if len(c) != n:
+                raise ConfigError(f"map inputs have different lengths: {n} and {len(c)}")
+        rows = list(zip(*cols))
+    n = len(rows)
+    for k, v in kwargs.items():
+        if isinstance(v, list) and len(v) != n:
+            raise ConfigError(
+                f"map: keyword {k!r} has {len(v)} items but there are {n} inputs; pass a list of "
+                f"{n} to pair them, or a scalar to broadcast it"
+            )
+    return [
+        (row, {k: (v[i] if isinstance(v, list) else v) for k, v in kwargs.items()})
+        for i, row in enumerate(rows)
+    ]
+
+
+class RemoteCallable:
+    """Mixin: subclasses give ``_target() -> (cluster, server name, method, call kind)``."""
+
+    def _target(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, *args, stream_logs: bool | None = None, **kwargs):
+        cluster, name, method, kind = self._target()
+        client = cluster.client()
+        logs = self._stream_logs if stream_logs is None else stream_logs
+        if kind == "gen":
+            return client.call(name, method, args, kwargs, generator=True)
+        if kind == "async":
+            return asyncio.to_thread(client.call, name, method, args, kwargs, stream_logs=logs)
+        if kind == "asyncgen":
+            return _aiter(client.call(name, method, args, kwargs, generator=True))
+        return client.call(name, method, args, kwargs, stream_logs=logs)
+
+    @property
+    def _stream_logs(self) -> bool:
+        return False
+
+    def remote(self, *args, run_key: str | None = None, **kwargs) -> RunHandle:
+        """Start the call and return at once with a handle to its result on the cluster."""
+        return self._async(args, kwargs, run_key, enqueue=False)
+
+    def enqueue(self, *args, run_key: str | None = None, **kwargs) -> RunHandle:
+        """Like ``.remote`` but runs after every earlier enqueued call of this function (FIFO)."""
+        return self._async(args, kwargs, run_key, enqueue=True)
+
+    def _async(self, args, kwargs, run_key, enqueue) -> RunHandle:
+        cluster, name, method, _ = self._target()
+        key = run_key or f"{name}@{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        cluster.client().call_async(name, method, args, kwargs, run_key=key, enqueue=enqueue)
+        return RunHandle(key, cluster.config())
+
+    def map(self, *iterables, **kwargs) -> list:
+        """Call once per input, in parallel on the env's workers; results in input order.
+
+        ``f.map(['a', 'b'], num=[1, 2], steps=50)`` calls ``f('a', num=1, steps=50)`` and
+        ``f('b', num=2, steps=50)``: lists pair up, scalars are broadcast.
+        """
+        cluster, name, method, _ = self._target()
+        return cluster.client().map(name, method, map_items(iterables, kwargs, star=False))
+
+    def starmap(self, arg_tuples, **kwargs) -> list:
+        """Like :meth:`map`, each input a tuple of positional arguments."""
+        cluster, name, method, _ = self._target()
+        return cluster.client().map(name, method, map_items((arg_tuples,), kwargs, star=True))
+
+
+async def _aiter(gen):
+    sentinel = object()
+    while True:
+        item = await asyncio.to_thread(next, gen, sentinel)
+        if item is sentinel:
+            return
+        yield item

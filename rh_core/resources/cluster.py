@@ -1,0 +1,142 @@
+"""Clusters: where functions run. A provider plugin brings the nodes and server up and down."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import attrs
+
+from rh_core.errors import ConfigError
+from rh_core.resources.base import Resource
+
+
+def _port(inst, attr, value):
+    if value is not None and not (0 < value < 65536):
+        raise ConfigError(f"server_port must be between 1 and 65535, got {value}")
+
+
+@attrs.define(kw_only=True, slots=False)
+class Cluster(Resource):
+    """A set of nodes running the rh server, reached through a connection type."""
+
+    resource_type: ClassVar[str] = "cluster"
+    subtype: ClassVar[str] = ""
+
+    #: Node addresses, head first (None for providers that allocate them).
+    ips: list[str] | None = None
+    #: Port the server listens on on the head node (provider default when None).
+    server_port: int | None = attrs.field(default=None, validator=_port)
+    #: Address the server binds on its node; loopback unless the cluster is exposed.
+    server_host: str = "127.0.0.1"
+    #: How the client reaches the server: ``none`` (plain http), ``tls``, ``ssh``...
+    server_connection_type: str = "none"
+    #: Require a bearer token on every route but health.
+    den_auth: bool = False
+
+    # ------------------------------------------------------------------ runtime
+
+    def _runtime(self) -> dict:
+        rt = self.__dict__.get("_rt")
+        if rt is None:
+            rt = self.__dict__["_rt"] = {"lock": threading.RLock()}
+        return rt
+
+    @property
+    def provider(self):
+        """The compute provider object managing this cluster."""
+        rt = self._runtime()
+        if "provider" not in rt:
+            from rh_core.plugins import registry
+
+            rt["provider"] = registry().provider(self.subtype)(self)
+        return rt["provider"]
+
+    def up_if_not(self) -> Cluster:
+        """Bring the cluster and its server up if they are not (idempotent)."""
+        self.client()
+        return self
+
+    def up(self) -> Cluster:
+        return self.up_if_not()
+
+    def is_up(self) -> bool:
+        """Whether the server answers (does not start anything)."""
+        ep = self.provider.endpoint()
+        if ep is None:
+            return False
+        try:
+            self.client().health()
+            return True
+        except Exception:
+            return False
+
+    def _connect(self):
+        from rh_core.plugins import registry
+
+        endpoint = self.provider.up()
+        conn_cls = registry().connection_type(self.server_connection_type)
+        conn = conn_cls(self, endpoint)
+        return conn, conn.open(), endpoint.token
+
+    def client(self):
+        """The HTTP client of this cluster's server (brings the cluster up on first use)."""
+        from rh_core.client import Client
+
+        rt = self._runtime()
+        with rt["lock"]:
+            if "client" not in rt:
+                conn, info, token = self._connect()
+                rt["connection"] = conn
+
+                def reconnect():
+                    conn2, info2, token2 = self._connect()
+                    rt["connection"] = conn2
+                    return info2, token2
+
+                rt["client"] = Client(info, token, self.short_name or self.subtype, reconnect)
+            return rt["client"]
+
+    def _forget_client(self) -> None:
+        rt = self._runtime()
+        with rt["lock"]:
+            client = rt.pop("client", None)
+            if client:
+                client.close()
+            conn = rt.pop("connection", None)
+            if conn:
+                conn.close()
+
+    def status(self) -> dict[str, Any]:
+        """What the server reports: envs, workers, uptime, versions, served names."""
+        return self.client().status()
+
+    def keys(self) -> list[str]:
+        """Names served on the cluster."""
+        return self.client().keys()
+
+    def delete(self, name: str) -> None:
+        """Stop serving ``name`` on the cluster."""
+        self.client().delete(name)
+
+    def logs(self) -> str:
+        """The server's own log."""
+        text = self.provider.server_log()
+        return text if text else self.client().server_log()
+
+    def restart_server(self) -> Cluster:
+        """Stop the server and start a new one; served names come back, held results do not."""
+        self._forget_client()
+        self.provider.restart_server()
+        return self
+
+    def down(self) -> None:
+        """Stop the server (and, for cloud providers, the nodes)."""
+        self._forget_client()
+        self.provider.down()
+
+    def teardown(self) -> None:
+        self.down()
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_rt"}

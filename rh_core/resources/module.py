@@ -1,0 +1,103 @@
+"""Classes sent to a cluster: ``RemoteCls = rh.module(Cls).to(cluster)``; ``obj = RemoteCls(...)``
+makes one instance on the cluster whose methods run there and keep its state between calls."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import attrs
+
+from rh_core import wire
+from rh_core.errors import ConfigError
+from rh_core.resources.calls import RemoteCallable
+from rh_core.resources.code import code_ref, method_kinds
+from rh_core.resources.env import Env, as_env
+from rh_core.resources.function import Code, as_cluster
+
+_OWN = {"name", "pointer", "code", "qualname", "system", "env", "methods", "instance_of"}
+
+
+@attrs.define(kw_only=True, slots=False)
+class Module(Code):
+    """A class served on a cluster, or (``instance_of`` set) one named instance of it."""
+
+    resource_type: ClassVar[str] = "module"
+
+    #: Public methods and how each returns (``sync``, ``gen``, ``async``, ``asyncgen``).
+    methods: dict[str, str] = attrs.field(factory=dict)
+    #: Server name of the class, when this is an instance.
+    instance_of: str | None = None
+
+    def to(self, system: Any = "local", env: Env | list | str | None = None,
+           name: str | None = None, replace: bool = False) -> Module:
+        """Serve the class on ``system``; call the result to make a remote instance."""
+        cluster = as_cluster(system)
+        env_ = as_env(env if env is not None else self.env)
+        new = attrs.evolve(self, name=name or self.name or self.qualname.split(".")[-1],
+                           system=cluster.config(), env=env_, instance_of=None)
+        new.__dict__["_cluster"] = cluster
+        new._put(cluster, "class", new.short_name, env_, replace)
+        return new
+
+    def __call__(self, *args, name: str | None = None, **kwargs) -> Module:
+        """Create an instance on the cluster (``__init__`` runs there) and return its handle."""
+        if self.instance_of is not None:
+            raise TypeError(f"{self.short_name} is an instance; call one of its methods")
+        cluster = self.cluster
+        inst_name = name or f"{self.short_name}_instance"
+        init = wire.joined(wire.dumps_pickle((args, kwargs)))
+        import base64
+
+        self._put(cluster, "instance", inst_name, self.env or Env(), True, of=self.short_name,
+                  init=base64.b64encode(init).decode())
+        inst = attrs.evolve(self, name=inst_name, instance_of=self.short_name)
+        inst.__dict__["_cluster"] = cluster
+        return inst
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("_") or attr in _OWN:
+            raise AttributeError(attr)
+        if self.instance_of is None:
+            raise AttributeError(f"{attr!r}: create an instance first (obj = RemoteClass(...))")
+        if attr in self.methods:
+            return RemoteMethod(self, attr, self.methods[attr])
+        cluster = self.cluster
+        return cluster.client().call(self.short_name, attr, (), {})
+
+    def delete(self) -> None:
+        """Stop serving this class or instance on its cluster."""
+        self.cluster.delete(self.short_name)
+
+
+class RemoteMethod(RemoteCallable):
+    """One method of a remote instance."""
+
+    def __init__(self, instance: Module, method: str, kind: str):
+        self.instance, self.method, self.kind = instance, method, kind
+
+    def _target(self):
+        return self.instance.cluster, self.instance.short_name, self.method, self.kind
+
+    def __repr__(self) -> str:
+        return f"<remote method {self.instance.short_name}.{self.method}>"
+
+
+def module(cls: type | None = None, name: str | None = None, system: Any = None,
+           env: Env | list | str | None = None) -> Module:
+    """Wrap a class to send it to a cluster, or load a saved module or instance by ``name``."""
+    from rh_core import rns
+
+    if cls is None:
+        if not name:
+            raise ConfigError("rh.module needs a class, or the name of a saved one")
+        loaded = rns.load(name)
+        if not isinstance(loaded, Module):
+            raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a module")
+        return loaded
+    if not inspect.isclass(cls):
+        raise ConfigError(f"rh.module takes a class, got {type(cls).__name__}")
+    pointer, code = code_ref(cls)
+    m = Module(name=name, pointer=pointer, code=code, qualname=cls.__qualname__,
+               methods=method_kinds(cls), env=as_env(env) if env is not None else None)
+    return m.to(system, env=env, name=name) if system is not None else m

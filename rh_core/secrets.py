@@ -1,0 +1,53 @@
+"""Secrets by reference: configs hold ``backend:key``, values live in a secret backend.
+
+The built-in backend is the system keyring (``pip install 'rh-core[secrets]'``).
+"""
+
+from __future__ import annotations
+
+from rh_core.errors import ConfigError
+from rh_core.hookspecs import hookimpl
+from rh_core.interfaces import SecretBackend
+
+SERVICE = "rh"
+
+
+class KeyringBackend(SecretBackend):
+    """Secrets in the user's keyring (``keyring`` package; a file backend on headless machines)."""
+
+    name = "keyring"
+
+    def _keyring(self):
+        try:
+            import keyring
+        except ImportError:
+            raise ConfigError(
+                "the keyring secret backend needs the keyring package: "
+                "pip install 'rh-core[secrets]'"
+            ) from None
+        return keyring
+
+    def get(self, key: str) -> str | None:
+        return self._keyring().get_password(SERVICE, key)
+
+    def set(self, key: str, value: str) -> None:
+        self._keyring().set_password(SERVICE, key, value)
+
+    def delete(self, key: str) -> None:
+        kr = self._keyring()
+        try:
+            kr.delete_password(SERVICE, key)
+        except kr.errors.PasswordDeleteError:
+            pass
+
+
+def secret_backend(name: str = "keyring") -> SecretBackend:
+    """An instance of the installed secret backend ``name``."""
+    from rh_core.plugins import registry
+
+    return registry().secret_backend(name)()
+
+
+@hookimpl
+def rh_secret_backends(register):
+    register(KeyringBackend)

@@ -1,0 +1,197 @@
+"""What travels between client, server and env workers: bodies, frames and error payloads.
+
+Pickle bodies use protocol 5 with out-of-band buffers, so large arrays and bytes cross each hop
+without being copied into the pickle stream. The layout of a pickle body is::
+
+    b"RHP5" | u32 nbufs | u64 len(pickle) | u64 len(buf) * nbufs | pickle | buf...
+
+Streaming responses (logs, generator items) are a sequence of frames ``kind(1) | u64 len |
+payload`` for pickle callers, and newline-delimited JSON for JSON callers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import struct
+import traceback
+from typing import Any, Callable, Iterable, Iterator
+
+import cloudpickle
+
+PICKLE_CT = "application/x-rh-pickle"
+JSON_CT = "application/json"
+STREAM_CT = "application/x-rh-frames"
+NDJSON_CT = "application/x-ndjson"
+
+SERIALIZATIONS = {"pickle": PICKLE_CT, "json": JSON_CT}
+
+_MAGIC = b"RHP5"
+_HEAD = struct.Struct("!4sIQ")
+_LEN = struct.Struct("!Q")
+FRAME_HEAD = struct.Struct("!cQ")
+
+# Frame kinds of streaming responses.
+LOG, ITEM, RESULT, ERROR = b"L", b"I", b"R", b"E"
+
+
+class RunRef:
+    """Placeholder for a ``.remote()`` result inside call arguments; resolved on the cluster."""
+
+    __slots__ = ("run_key",)
+
+    def __init__(self, run_key: str):
+        self.run_key = run_key
+
+
+class _Pickler(cloudpickle.CloudPickler):
+    def __init__(self, file, refs: list[str] | None, **kw):
+        super().__init__(file, **kw)
+        self._refs = refs
+
+    def persistent_id(self, obj):  # noqa: D102 - pickle protocol
+        key = getattr(obj, "__rh_run_ref__", None)
+        if isinstance(key, str) and self._refs is not None:
+            self._refs.append(key)
+            return ("rh-run", key)
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, refs: Callable[[str], Any] | None, **kw):
+        super().__init__(file, **kw)
+        self._resolve = refs
+
+    def persistent_load(self, pid):  # noqa: D102 - pickle protocol
+        if isinstance(pid, tuple) and pid and pid[0] == "rh-run" and self._resolve is not None:
+            return self._resolve(pid[1])
+        raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
+
+
+def dumps_pickle(obj: Any, refs: list[str] | None = None) -> list[bytes | memoryview]:
+    """Serialize ``obj`` into body parts (send them in order, without joining them).
+
+    Run handles found in ``obj`` are written as references and their keys appended to ``refs``.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    out = io.BytesIO()
+    _Pickler(out, refs, protocol=5, buffer_callback=buffers.append).dump(obj)
+    main = out.getbuffer()
+    raws = [b.raw() for b in buffers]
+    head = _HEAD.pack(_MAGIC, len(raws), main.nbytes) + b"".join(
+        _LEN.pack(r.nbytes) for r in raws
+    )
+    return [head, main, *raws]
+
+
+def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None):
+    """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy)."""
+    view = memoryview(data)
+    if view.nbytes < _HEAD.size:
+        raise ValueError("pickle body is too short")
+    magic, nbufs, main_len = _HEAD.unpack_from(view)
+    if magic != _MAGIC:
+        raise ValueError("body is not an rh pickle body (bad magic)")
+    pos = _HEAD.size
+    sizes = [_LEN.unpack_from(view, pos + 8 * i)[0] for i in range(nbufs)]
+    pos += 8 * nbufs
+    main = view[pos : pos + main_len]
+    pos += main_len
+    bufs = []
+    for size in sizes:
+        bufs.append(view[pos : pos + size])
+        pos += size
+    if pos != view.nbytes:
+        raise ValueError("pickle body length does not match its header")
+    return _Unpickler(io.BytesIO(main), refs, buffers=bufs).load()
+
+
+def joined(parts: Iterable[bytes | memoryview]) -> bytes:
+    return b"".join(parts)
+
+
+def dumps_json(obj: Any) -> bytes:
+    """JSON for results; raises TypeError naming the type that JSON cannot hold."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode()
+    except TypeError as e:
+        raise TypeError(
+            f"result of type {type(obj).__module__}.{type(obj).__qualname__} cannot be sent as "
+            f"JSON ({e}); call it from Python (pickle) or return JSON types"
+        ) from None
+
+
+def frame(kind: bytes, payload: bytes | memoryview) -> list[bytes | memoryview]:
+    return [FRAME_HEAD.pack(kind, len(payload) if isinstance(payload, bytes) else payload.nbytes),
+            payload]
+
+
+def iter_frames(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
+    """Split a byte stream made of :func:`frame` frames back into ``(kind, payload)``."""
+    buf = bytearray()
+    for chunk in chunks:
+        buf += chunk
+        while len(buf) >= FRAME_HEAD.size:
+            kind, size = FRAME_HEAD.unpack_from(buf)
+            end = FRAME_HEAD.size + size
+            if len(buf) < end:
+                break
+            yield kind, bytes(buf[FRAME_HEAD.size : end])
+            del buf[:end]
+    if buf:
+        raise ValueError("stream ended inside a frame")
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def type_path(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}" if t.__module__ != "builtins" else t.__qualname__
+
+
+def error_payload(exc: BaseException, kind: str = "user", tb: str | None = None) -> dict:
+    """JSON-able description of an exception raised on the cluster."""
+    if tb is None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {"type": type_path(type(exc)), "message": str(exc), "traceback": tb, "kind": kind}
+
+
+def pickled_exception(exc: BaseException) -> bytes | None:
+    """The exception pickled, or None when it (or its arguments) cannot be pickled."""
+    try:
+        data = cloudpickle.dumps(exc, protocol=5)
+        pickle.loads(data)
+        return data
+    except Exception:
+        return None
+
+
+class SerializationFailure(TypeError):
+    """Raised on the cluster when a result cannot be serialized."""
+
+
+_N = struct.Struct("!I")
+
+
+def pack_parts(parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Several byte strings as one body: ``u32 n | u64 len * n | parts``."""
+    sizes = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
+    return [_N.pack(len(parts)) + b"".join(_LEN.pack(s) for s in sizes), *parts]
+
+
+def unpack_parts(data: bytes | bytearray | memoryview) -> list[memoryview]:
+    view = memoryview(data)
+    if view.nbytes < 4:
+        raise ValueError("multi-part body is too short")
+    (n,) = _N.unpack_from(view)
+    if n > 1_000_000 or view.nbytes < 4 + 8 * n:
+        raise ValueError("multi-part body header is invalid")
+    sizes = struct.unpack_from(f"!{n}Q", view, 4)
+    pos, out = 4 + 8 * n, []
+    for s in sizes:
+        out.append(view[pos : pos + s])
+        pos += s
+    if pos != view.nbytes:
+        raise ValueError("multi-part body length does not match its header")
+    return out

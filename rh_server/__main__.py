@@ -1,0 +1,3 @@
+from rh_server.main import main
+
+main()

@@ -1,0 +1,183 @@
+"""Running calls: from an HTTP request to an env worker and back, in each of the call modes.
+
+Modes (query parameters, all optional): ``rh_async=1`` keeps the result on the cluster and
+answers a run key at once; ``rh_stream=1`` streams logs (and generator items) while the call runs;
+``rh_enqueue=1`` runs the call after every earlier enqueued call of the same name; ``rh_map=1``
+takes a multi-part body of pickled chunks and spreads them over the env's workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import AsyncIterator
+
+from rh_core import wire
+from rh_server import protocol as P
+from rh_server.pool import WorkerDied
+from rh_server.runs import Run
+from rh_server.state import HTTPProblem, ServerState
+
+ERROR_STATUS = {"user": 500, "not_found": 404, "serialization": 500, "worker_crashed": 500,
+                "run_not_found": 404, "run_failed": 424, "define": 422}
+
+
+def error_from_parts(parts: list, authenticated: bool) -> tuple[dict, bytes | None]:
+    payload = json.loads(bytes(parts[0]))
+    pickled = bytes(parts[1]) if authenticated and len(parts) > 1 else None
+    return payload, pickled
+
+
+def error_body(payload: dict, pickled: bytes | None) -> dict:
+    body = dict(payload)
+    if pickled is not None:
+        body["exc_pickle"] = base64.b64encode(pickled).decode()
+    return {"error": body}
+
+
+async def ref_parts(state: ServerState, refs: list[str]) -> list[bytes]:
+    """Results of earlier ``.remote()`` runs passed as arguments, waited for here."""
+    out = []
+    for key in refs:
+        run = state.runs.get(key)
+        if run is None:
+            raise HTTPProblem(404, "run_not_found",
+                              f"argument run {key!r} is not on this cluster: it was deleted, or "
+                              f"the server restarted since it ran")
+        await run.done.wait()
+        if run.error is not None:
+            raise HTTPProblem(424, "run_failed", f"argument run {key!r} failed: "
+                              f"{run.error[0]['type']}: {run.error[0]['message']}")
+        if run.ser != "pickle":
+            raise HTTPProblem(400, "bad_request", f"run {key!r} holds a JSON result; only "
+                              f"pickled results can be passed as arguments")
+        out.append(run.result)
+    return out
+
+
+async def execute(state: ServerState, res: dict, header: dict, body) -> AsyncIterator:
+    """Yield ``(kind, parts)`` answers of the worker for one call; errors become ERROR frames."""
+    try:
+        refs = await ref_parts(state, header.get("refs") or [])
+        pool = await state.ready_pool(res)
+        worker = pool.pick(res["name"])
+        parts = [P.jpart(header), body, b"", *refs]
+        async for kind, got in worker.request(P.CALL, parts):
+            yield kind, got
+    except HTTPProblem as e:
+        yield P.ERROR, [P.jpart({"type": "rh_core.errors.ServerError", "message": e.message,
+                                 "traceback": "", "kind": e.kind})]
+    except WorkerDied as e:
+        state.spawn(_restart(state, res))
+        yield P.ERROR, [P.jpart({"type": "rh_core.errors.WorkerCrashedError", "message": str(e),
+                                 "traceback": "", "kind": "worker_crashed"})]
+
+
+async def _restart(state: ServerState, res: dict) -> None:
+    try:
+        await state.pool_for(res["env"])
+    except Exception:  # noqa: BLE001 - the next call reports it
+        pass
+
+
+async def in_order(state: ServerState, name: str, coro_fn):
+    """Run ``coro_fn()`` after every earlier enqueued call of ``name`` finished (FIFO)."""
+    prev = state.tails.get(name)
+    mine = asyncio.get_running_loop().create_future()
+    state.tails[name] = mine
+    try:
+        if prev is not None:
+            await asyncio.wait([prev])
+        return await coro_fn()
+    finally:
+        mine.set_result(None)
+        if state.tails.get(name) is mine:
+            del state.tails[name]
+
+
+async def collect(state, res, header, body) -> tuple[bytes, list]:
+    """Run a call to its end; returns the final (kind, parts)."""
+    async for kind, got in execute(state, res, header, body):
+        if kind in (P.RESULT, P.ERROR):
+            return kind, got
+    raise RuntimeError("worker sent no result")
+
+
+async def run_to_store(state: ServerState, run: Run, res, header, body, enqueue: bool,
+                       authenticated: bool) -> None:
+    async def go():
+        async for kind, got in execute(state, res, header, body):
+            if kind == P.LOG:
+                await run.add_log(json.loads(bytes(got[0])))
+            elif kind == P.RESULT:
+                await run.finish(b"".join(got), None)
+            elif kind == P.ERROR:
+                await run.finish(None, error_from_parts(got, authenticated))
+
+    await (in_order(state, res["name"], go) if enqueue else go())
+
+
+async def run_map(state: ServerState, res: dict, header: dict, body) -> tuple[bytes, list]:
+    """Spread pickled chunks over the env's workers; answer their results in input order."""
+    try:
+        chunks = wire.unpack_parts(body)
+    except ValueError as e:
+        raise HTTPProblem(400, "bad_request", f"bad map body: {e}") from None
+    pool = await state.ready_pool(res)
+    limit = asyncio.Semaphore(max(1, pool.slots()))
+    offsets = header.get("offsets") or [0] * len(chunks)
+
+    async def one(i, chunk):
+        async with limit:
+            h = dict(header, offset=offsets[i] if i < len(offsets) else 0)
+            worker = pool.pick(res["name"])
+            try:
+                return await worker.ask(P.MAP, [P.jpart(h), chunk])
+            except WorkerDied as e:
+                state.spawn(_restart(state, res))
+                return P.ERROR, [P.jpart({"type": "rh_core.errors.WorkerCrashedError",
+                                          "message": str(e), "traceback": "",
+                                          "kind": "worker_crashed"})]
+
+    answers = await asyncio.gather(*(one(i, c) for i, c in enumerate(chunks)))
+    for kind, got in answers:
+        if kind == P.ERROR:
+            return kind, got
+    return P.RESULT, wire.pack_parts([b"".join(got) for _, got in answers])
+
+
+async def stream_frames(state, res, header, body, authenticated: bool, enqueue: bool):
+    """Bytes of a streaming response: frames for pickle callers, NDJSON for JSON callers."""
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump():
+        try:
+            async for item in execute(state, res, header, body):
+                await queue.put(item)
+        finally:
+            await queue.put(None)
+
+    task = state.spawn(in_order(state, res["name"], pump) if enqueue else pump())
+    as_json = header["ser"] == "json"
+    try:
+        while (item := await queue.get()) is not None:
+            kind, got = item
+            if kind == P.LOG:
+                yield (b'{"log":' + bytes(got[0]) + b"}\n") if as_json else _frame(wire.LOG, got)
+            elif kind == P.ITEM:
+                yield (b'{"item":' + b"".join(got) + b"}\n") if as_json else _frame(wire.ITEM, got)
+            elif kind == P.RESULT:
+                yield (b'{"result":' + (b"".join(got) or b"null") + b"}\n") if as_json else \
+                    _frame(wire.RESULT, got)
+            elif kind == P.ERROR:
+                err = json.dumps(error_body(*error_from_parts(got, authenticated))).encode()
+                yield (err + b"\n") if as_json else b"".join(wire.frame(wire.ERROR, err))
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def _frame(kind: bytes, parts: list) -> bytes:
+    payload = b"".join(parts)
+    return wire.FRAME_HEAD.pack(kind, len(payload)) + payload

@@ -1,0 +1,110 @@
+"""Start the server: ``python -m rh_server --host 127.0.0.1 --port 32300``.
+
+The owner token comes from ``$RH_SERVER_TOKEN`` (never from the command line, which other users
+can read); it is removed from the environment before any worker starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from rh_core import __version__
+from rh_core.interfaces import ServerContext
+from rh_core.paths import write_private
+
+log = logging.getLogger("rh_server")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rh_server", description="the rh server of a cluster node")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=32300, help="port to bind; 0 picks a free one")
+    p.add_argument("--name", default="local", help="cluster name (for messages and state)")
+    p.add_argument("--home", default=None, help="rh home on this node (default: $RH_HOME or ~/.rh)")
+    p.add_argument("--record", default=None, help="write {pid, host, port} here once listening")
+    p.add_argument("--log-file", default=None, help="the server's own log file")
+    p.add_argument("--den-auth", action="store_true", help="require a token on every route")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.home:
+        os.environ["RH_HOME"] = args.home
+    from rh_core.paths import rh_home
+
+    home = rh_home()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=args.log_file,
+    )
+    token = os.environ.pop("RH_SERVER_TOKEN", None) or None
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as e:
+        sys.exit(f"rh server: cannot bind {args.host}:{args.port}: {e}")
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    ctx = ServerContext(host=args.host, port=port, rh_home=home, cluster_name=args.name,
+                        den_auth=args.den_auth, settings={"log_file": args.log_file})
+    asyncio.run(serve(ctx, sock, token, args.record))
+
+
+async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, record: str | None):
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from rh_core.plugins import get_plugin_manager
+    from rh_server.app import build_app
+    from rh_server.state import ServerState
+
+    pm = get_plugin_manager()
+    pm.hook.rh_server_startup(server=ctx)
+    state = ServerState(ctx, token, pm)
+    app = build_app(state)
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = log
+    config.keep_alive_timeout = 75
+    config.graceful_timeout = 3
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    state.spawn(state.restore())
+    if record:
+        write_private(Path(record), json.dumps({
+            "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,
+            "started": time.time(), "python": sys.executable, "log_file": ctx.settings["log_file"],
+        }))
+    log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
+             ctx.cluster_name, ctx.host, ctx.port, os.getpid())
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+    finally:
+        await state.shutdown()
+        try:
+            pm.hook.rh_server_shutdown(server=ctx)
+        except Exception:  # noqa: BLE001 - documented: logged and ignored
+            log.exception("a plugin's rh_server_shutdown failed")
+        if record:
+            try:
+                if json.loads(Path(record).read_text()).get("pid") == os.getpid():
+                    Path(record).unlink()
+            except (OSError, ValueError):
+                pass
+        log.info("rh server stopped")

@@ -1,0 +1,87 @@
+"""The OpenAPI document of the server's routes (written by hand: it is the contract)."""
+
+from __future__ import annotations
+
+
+def _err(desc: str) -> dict:
+    return {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def openapi_document(version: str) -> dict:
+    name = {"name": "name", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_\\-]{0,127}$"}}
+    method = {"name": "method", "in": "path", "required": True, "schema": {"type": "string"}}
+    key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+    flags = [
+        {"name": f, "in": "query", "required": False, "schema": {"type": "string", "enum": ["0", "1"]},
+         "description": d}
+        for f, d in [("rh_async", "keep the result on the cluster; answer a run key"),
+                     ("rh_stream", "stream logs and generator items while the call runs"),
+                     ("rh_enqueue", "run after earlier enqueued calls of this name")]
+    ]
+    call_ok = {"description": "the result (JSON for JSON callers)",
+               "content": {"application/json": {"schema": {}}}}
+    errors = {"400": _err("bad request"), "401": _err("no or malformed token"),
+              "403": _err("token without access"), "404": _err("no such function or method"),
+              "500": _err("the user's code raised; the error carries its remote traceback")}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "rh server", "version": version},
+        "paths": {
+            "/health": {"get": {"summary": "liveness and version (no auth)",
+                                "responses": {"200": {"description": "ok"}}}},
+            "/status": {"get": {"summary": "envs, workers, uptime, versions",
+                                "responses": {"200": {"description": "status"}}}},
+            "/keys": {"get": {"summary": "names served and run keys held",
+                              "responses": {"200": {"description": "keys"}}}},
+            "/logs": {"get": {"summary": "tail of the server's own log (write access)",
+                              "responses": {"200": {"description": "log text"}}}},
+            "/runs": {"get": {"summary": "runs kept on the cluster",
+                              "responses": {"200": {"description": "runs"}}}},
+            "/runs/{key}": {
+                "get": {"summary": "result of a run (waits for it)", "parameters": [key],
+                        "responses": {"200": call_ok, "404": _err("no such run")}},
+                "delete": {"summary": "forget a run's result", "parameters": [key],
+                           "responses": {"200": {"description": "deleted"}, "404": _err("no such run")}},
+            },
+            "/runs/{key}/logs": {"get": {"summary": "stream a run's stdout/stderr", "parameters": [key],
+                                         "responses": {"200": {"description": "text"},
+                                                       "404": _err("no such run")}}},
+            "/{name}": {
+                "put": {"summary": "serve a function, class or instance under a name (write)",
+                        "parameters": [name],
+                        "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Put"}}}},
+                        "responses": {"200": {"description": "served"}, "409": _err("name taken"),
+                                      "422": _err("the code failed to load"), **errors}},
+                "delete": {"summary": "stop serving a name (write)", "parameters": [name],
+                           "responses": {"200": {"description": "deleted"}, **errors}},
+            },
+            "/{name}/{method}": {
+                "get": {"summary": "call with query parameters as keyword arguments (JSON values)",
+                        "parameters": [name, method, *flags],
+                        "responses": {"200": call_ok, "202": {"description": "run key (rh_async)"}, **errors}},
+                "post": {"summary": "call with a JSON body ({args, kwargs}) or a pickled body",
+                         "parameters": [name, method, *flags],
+                         "requestBody": {"content": {
+                             "application/json": {"schema": {"$ref": "#/components/schemas/Args"}},
+                             "application/x-rh-pickle": {"schema": {"type": "string", "format": "binary"}}}},
+                         "responses": {"200": call_ok, "202": {"description": "run key (rh_async)"}, **errors}},
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+                    "kind": {"type": "string"}, "message": {"type": "string"},
+                    "type": {"type": "string"}, "traceback": {"type": "string"}}}}},
+                "Args": {"type": "object", "properties": {"args": {"type": "array", "items": {}},
+                                                          "kwargs": {"type": "object"}}},
+                "Put": {"type": "object", "required": ["kind"], "properties": {
+                    "kind": {"type": "string", "enum": ["function", "class", "instance"]},
+                    "pointer": {"type": "object", "properties": {
+                        "module": {"type": "string"}, "qualname": {"type": "string"},
+                        "root": {"type": "string"}}},
+                    "code": {"type": "string", "description": "base64 cloudpickle"},
+                    "env": {"type": "object"}, "replace": {"type": "boolean"}}},
+            }
+        },
+    }

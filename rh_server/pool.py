@@ -1,0 +1,257 @@
+"""Env worker pools: start worker processes, talk to them, restart them when they die."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+from pathlib import Path
+from typing import AsyncIterator
+
+from rh_server import protocol as P
+
+log = logging.getLogger("rh_server")
+
+_rids = itertools.count(1)
+
+
+class WorkerDied(Exception):
+    """The worker process ended while requests were pending."""
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is gone"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class WorkerProcess:
+    """One worker process of an env and the socket to it."""
+
+    def __init__(self, env_key: str, index: int, python: str, env_vars: dict, cwd: str | None,
+                 threads: int, log_path: Path):
+        self.env_key, self.index = env_key, index
+        self.python, self.env_vars, self.cwd, self.threads = python, env_vars, cwd, threads
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pending: dict[int, asyncio.Queue] = {}
+        self.alive = False
+        self.restarts = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        env.pop("RH_SERVER_TOKEN", None)
+        env.update(self.env_vars)
+        env["RH_ENV"] = self.env_key
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.cwd:
+            env["RH_WORKER_CWD"] = self.cwd
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.python, "-m", "rh_server.worker", f"fd:{child.fileno()}", str(self.threads),
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                pass_fds=(child.fileno(),), env=env,
+            )
+        finally:
+            out.close()
+            child.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
+        try:
+            kind, _, parts = await asyncio.wait_for(self._read(reader), timeout=120)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            await self.kill()
+            raise WorkerDied(
+                f"the worker for env {self.env_key!r} did not start; its log "
+                f"({self.log_path}) ends with:\n{tail(self.log_path)}"
+            ) from None
+        self.alive = True
+        self._reader_task = asyncio.create_task(self._read_loop(reader))
+        log.info("env %s worker %d started (pid %s)", self.env_key, self.index, self.pid)
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader):
+        kind, rid, nparts = P.HEAD.unpack(await reader.readexactly(P.HEAD.size))
+        sizes = struct.unpack(f"!{nparts}Q", await reader.readexactly(8 * nparts)) if nparts else ()
+        parts = [await reader.readexactly(s) for s in sizes]
+        return kind, rid, parts
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                kind, rid, parts = await self._read(reader)
+                q = self.pending.get(rid)
+                if q is not None:
+                    q.put_nowait((kind, parts))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        self.alive = False
+        code = await self.proc.wait() if self.proc else None
+        how = describe_exit(code)
+        log.warning("env %s worker %d (pid %s) %s", self.env_key, self.index, self.pid, how)
+        for q in list(self.pending.values()):
+            q.put_nowait((None, how))
+        self.pending.clear()
+
+    async def request(self, kind: bytes, parts: list) -> AsyncIterator[tuple[bytes, list]]:
+        """Send one message and yield the worker's answers until the final RESULT or ERROR.
+
+        Raises :class:`WorkerDied` if the process ends first.
+        """
+        if not self.alive:
+            raise WorkerDied(f"worker {self.index} of env {self.env_key!r} is not running")
+        rid = next(_rids)
+        q: asyncio.Queue = asyncio.Queue()
+        self.pending[rid] = q
+        try:
+            self._writer.writelines(P.pack(kind, rid, parts))
+            await self._writer.drain()
+            while True:
+                k, got = await q.get()
+                if k is None:
+                    raise WorkerDied(
+                        f"the worker process of env {self.env_key!r} {got} while running this "
+                        f"call; it is restarted for the next call"
+                    )
+                yield k, got
+                if k in (P.RESULT, P.ERROR):
+                    return
+        finally:
+            self.pending.pop(rid, None)
+
+    async def ask(self, kind: bytes, parts: list) -> tuple[bytes, list]:
+        async for k, got in self.request(kind, parts):
+            if k in (P.RESULT, P.ERROR):
+                return k, got
+        raise WorkerDied("no answer")
+
+    async def kill(self) -> None:
+        self.alive = False
+        if self.proc and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._writer:
+            self._writer.close()
+        if self._reader_task:
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class EnvPool:
+    """The worker processes of one env, and what has been defined in them (for restarts)."""
+
+    def __init__(self, key: str, spec: dict, home: Path):
+        self.key, self.spec, self.home = key, spec, home
+        self.workers: list[WorkerProcess] = []
+        #: name -> (define spec, extra parts, worker index or None for all)
+        self.defines: dict[str, tuple[dict, list, int | None]] = {}
+        self._lock = asyncio.Lock()
+        self._rr = itertools.count()
+        self.python: str | None = None
+
+    async def ensure_started(self, build_python) -> None:
+        async with self._lock:
+            if self.python is None:
+                self.python = await build_python(self.spec)
+            if not self.workers:
+                n = int(self.spec.get("processes", 1))
+                self.workers = [self._new_worker(i) for i in range(n)]
+            for w in self.workers:
+                if not w.alive:
+                    if w.proc is not None:
+                        w.restarts += 1
+                    await w.start()
+                    for name, (spec, extra, idx) in self.defines.items():
+                        if idx is None or idx == w.index:
+                            kind, got = await w.ask(P.DEFINE, [P.jpart(spec), *extra])
+                            if kind == P.ERROR:
+                                log.warning("replaying %s failed: %s", name, got[0][:500])
+
+    def _new_worker(self, i: int) -> WorkerProcess:
+        return WorkerProcess(
+            self.key, i, self.python, dict(self.spec.get("env_vars") or {}),
+            self.spec.get("working_dir"), int(self.spec.get("threads", 8)),
+            self.home / "logs" / f"env-{self.key}.log",
+        )
+
+    async def define(self, spec: dict, extra: list) -> tuple[bytes, list]:
+        """Define a function/class/instance in the workers; returns the first error if any."""
+        if spec["kind"] == "instance":
+            idx = next(self._rr) % len(self.workers)
+            targets = [self.workers[idx]]
+        else:
+            idx, targets = None, self.workers
+        result: tuple[bytes, list] = (P.RESULT, [])
+        for w in targets:
+            kind, got = await w.ask(P.DEFINE, [P.jpart(spec), *extra])
+            if kind == P.ERROR:
+                return kind, got
+        self.defines[spec["name"]] = (spec, extra, idx)
+        return result
+
+    async def forget(self, name: str) -> None:
+        entry = self.defines.pop(name, None)
+        if entry is None:
+            return
+        for w in self.workers:
+            if w.alive and (entry[2] is None or entry[2] == w.index):
+                await w.ask(P.DELETE, [P.jpart({"name": name})])
+
+    def pick(self, name: str) -> WorkerProcess:
+        entry = self.defines.get(name)
+        if entry is not None and entry[2] is not None:
+            return self.workers[entry[2]]
+        live = [w for w in self.workers if w.alive] or self.workers
+        return min(live, key=lambda w: len(w.pending))
+
+    def slots(self) -> int:
+        return len(self.workers) * int(self.spec.get("threads", 8))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.kill() for w in self.workers), return_exceptions=True)
+        self.workers = []
+
+    def status(self) -> dict:
+        return {
+            "spec": {k: v for k, v in self.spec.items() if k != "env_vars"},
+            "env_var_names": sorted((self.spec.get("env_vars") or {}).keys()),
+            "python": self.python,
+            "workers": [
+                {"index": w.index, "pid": w.pid, "alive": w.alive, "running": len(w.pending),
+                 "restarts": w.restarts}
+                for w in self.workers
+            ],
+            "resources": sorted(self.defines),
+        }
+
+
+def json_error(parts: list) -> dict:
+    return json.loads(bytes(parts[0]))

@@ -1,0 +1,217 @@
+"""What one server holds: served resources, env pools, runs, and who may do what."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+from rh_core import __version__
+from rh_core.interfaces import AccessLevel, ServerContext
+from rh_core.paths import write_private
+from rh_server import protocol as P
+from rh_server.envs import env_python
+from rh_server.pool import EnvPool, WorkerDied
+from rh_server.runs import RunStore
+
+log = logging.getLogger("rh_server")
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
+RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources"}
+KINDS = {"function", "class", "instance"}
+
+
+class HTTPProblem(Exception):
+    """An error answered as JSON ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(self, status: int, kind: str, message: str, **extra):
+        super().__init__(message)
+        self.status, self.kind, self.message, self.extra = status, kind, message, extra
+
+    def payload(self) -> dict:
+        return {"error": {"kind": self.kind, "message": self.message, **self.extra}}
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
+        raise HTTPProblem(
+            400, "bad_request",
+            f"bad {what} {name!r:.80}: use 1-128 letters, digits, '_' or '-', starting with a "
+            f"letter or '_', and none of {sorted(RESERVED)}",
+        )
+    return name
+
+
+def identity(spec: dict) -> str:
+    if spec["kind"] == "instance":
+        return f"instance of {spec.get('of')}"
+    if spec.get("pointer"):
+        return f"{spec['pointer']['module']}:{spec['pointer']['qualname']}"
+    return f"{spec.get('qualname', '?')} (pickled from __main__)"
+
+
+class ServerState:
+    def __init__(self, ctx: ServerContext, token: str | None, pm):
+        self.ctx, self.token, self.pm = ctx, token, pm
+        self.started = time.time()
+        self.resources: dict[str, dict] = {}
+        self.pools: dict[str, EnvPool] = {}
+        self.runs = RunStore()
+        self.tails: dict[str, asyncio.Future] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.home = ctx.rh_home
+        self.store = self.home / "server" / ctx.cluster_name / "resources"
+        self.restored = asyncio.Event()
+
+    # -------------------------------------------------------------- auth
+
+    def authorize(self, token: str | None, resource: str, needed: AccessLevel) -> bool:
+        """Whether ``token`` may use ``resource`` at ``needed`` level; raises 401/403 if not.
+
+        Returns whether the caller is authenticated (only they may send pickle).
+        """
+        if token and self.token and hmac.compare_digest(token, self.token):
+            return True
+        verdict = self.pm.hook.rh_server_auth_check(
+            token=token, resource=resource, access=needed, server=self.ctx
+        )
+        if verdict is True:
+            return token is not None
+        if verdict is None and not self.ctx.den_auth and needed == AccessLevel.READ:
+            return False
+        if token is None:
+            raise HTTPProblem(401, "auth", "this needs a bearer token (Authorization: Bearer ...)")
+        raise HTTPProblem(403, "auth", f"this token may not {needed.value} {resource!r}")
+
+    # -------------------------------------------------------------- envs
+
+    async def pool_for(self, env: dict) -> EnvPool:
+        key = env.get("key") or "base"
+        spec = {k: v for k, v in env.items() if k != "key"}
+        pool = self.pools.get(key)
+        if pool is not None and pool.spec != spec:
+            log.info("env %s changed; restarting its workers", key)
+            old = pool
+            pool = EnvPool(key, spec, self.home)
+            pool.defines = old.defines
+            self.pools[key] = pool
+            await old.stop()
+        elif pool is None:
+            pool = self.pools[key] = EnvPool(key, spec, self.home)
+        await pool.ensure_started(self._build_python)
+        return pool
+
+    async def _build_python(self, spec: dict) -> str:
+        cwd = Path(spec.get("working_dir") or self.home)
+        return await asyncio.to_thread(
+            env_python, spec, self.home, cwd, lambda line: log.info("env: %s", line)
+        )
+
+    async def ready_pool(self, res: dict) -> EnvPool:
+        pool = self.pools.get(res["env"]["key"])
+        if pool is None or not all(w.alive for w in pool.workers) or not pool.workers:
+            pool = await self.pool_for(res["env"])
+        return pool
+
+    # -------------------------------------------------------------- resources
+
+    async def put(self, spec: dict, persist: bool = True) -> dict:
+        name = check_name(spec.get("name"))
+        kind = spec.get("kind")
+        if kind not in KINDS:
+            raise HTTPProblem(400, "bad_request", f"'kind' must be one of {sorted(KINDS)}")
+        if not spec.get("pointer") and not spec.get("code"):
+            raise HTTPProblem(400, "bad_request", "give a 'pointer' (module, qualname) or 'code'")
+        env = spec.get("env") or {}
+        env.setdefault("key", "base")
+        check_name(env["key"], "env name")
+        new_id = identity(spec)
+        old = self.resources.get(name)
+        if old is not None and old["identity"] != new_id and not spec.get("replace"):
+            raise HTTPProblem(
+                409, "clash",
+                f"{name!r} is already served on this cluster by {old['identity']}; pick another "
+                f"name (.to(cluster, name=...)) or replace it (.to(cluster, replace=True))",
+            )
+        if old is not None and old["env"]["key"] != env["key"]:
+            await self.pools[old["env"]["key"]].forget(name)
+        try:
+            pool = await self.pool_for(env)
+        except WorkerDied as e:
+            raise HTTPProblem(500, "worker_crashed", str(e)) from None
+        define = {k: spec[k] for k in ("name", "kind", "pointer", "code", "of", "qualname")
+                  if k in spec}
+        extra = [base64.b64decode(spec["init"])] if spec.get("init") else []
+        kind_, got = await pool.define(define, extra)
+        if kind_ == P.ERROR:
+            err = json.loads(bytes(got[0]))
+            raise HTTPProblem(422, "define", f"loading {name!r} on the cluster failed: "
+                              f"{err['type']}: {err['message']}", traceback=err["traceback"])
+        self.resources[name] = {"name": name, "kind": kind, "env": env, "identity": new_id,
+                                "created": time.time()}
+        if persist:
+            write_private(self.store / f"{name}.json", json.dumps(spec))
+        return {"name": name, "kind": kind, "env": env["key"], "identity": new_id}
+
+    async def delete(self, name: str) -> bool:
+        res = self.resources.pop(name, None)
+        if res is None:
+            return False
+        pool = self.pools.get(res["env"]["key"])
+        if pool:
+            await pool.forget(name)
+        (self.store / f"{name}.json").unlink(missing_ok=True)
+        return True
+
+    async def restore(self) -> None:
+        """Serve again what was put before the last restart (instances get a fresh __init__)."""
+        try:
+            files = sorted(self.store.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            for f in files:
+                try:
+                    await self.put(json.loads(f.read_text()), persist=False)
+                except Exception as e:  # noqa: BLE001 - one bad resource must not stop the rest
+                    log.warning("could not restore %s: %s", f.stem, e)
+        finally:
+            self.restored.set()
+
+    def lookup(self, name: str) -> dict:
+        res = self.resources.get(name)
+        if res is None:
+            raise HTTPProblem(
+                404, "not_found",
+                f"no function or module named {name!r} on cluster {self.ctx.cluster_name!r}; "
+                f"served here: {sorted(self.resources) or 'nothing yet'}",
+            )
+        return res
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def status(self) -> dict:
+        import platform
+        import sys
+
+        return {
+            "cluster": self.ctx.cluster_name,
+            "version": __version__,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "den_auth": self.ctx.den_auth,
+            "resources": {n: {"kind": r["kind"], "env": r["env"]["key"], "identity": r["identity"]}
+                          for n, r in self.resources.items()},
+            "envs": {k: p.status() for k, p in self.pools.items()},
+            "runs": len(self.runs.runs),
+        }
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.pools.values()), return_exceptions=True)

@@ -1,0 +1,353 @@
+"""An env worker: a process that imports and runs user code for one env.
+
+The server starts it with ``python -m rh_server.worker SOCKET``; it connects back, says hello and
+then serves messages (see :mod:`rh_server.protocol`). Calls run on a thread pool; coroutines run
+on one event loop thread; ``print`` output of a call whose caller asked for logs is sent back
+tagged with the call's request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import inspect
+import io
+import json
+import os
+import socket
+import sys
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cloudpickle
+
+from rh_core import wire
+from rh_server import protocol as P
+
+_current_rid: contextvars.ContextVar[int | None] = contextvars.ContextVar("rh_rid", default=None)
+
+
+class _RunStream(io.TextIOBase):
+    """Replaces sys.stdout/stderr: text written during a logged call goes to its caller."""
+
+    def __init__(self, name: str, real, worker: Worker):
+        self.name, self.real, self.worker = name, real, worker
+        self._pending: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        rid = _current_rid.get()
+        if rid is None or rid not in self.worker.logged:
+            return self.real.write(s)
+        with self._lock:
+            text = self._pending.pop(rid, "") + s
+            if "\n" not in text:
+                self._pending[rid] = text
+                return len(s)
+            head, _, tail = text.rpartition("\n")
+            if tail:
+                self._pending[rid] = tail
+        self.worker.conn.send(P.LOG, rid, [P.jpart({"stream": self.name, "text": head + "\n"})])
+        return len(s)
+
+    def flush_run(self, rid: int) -> None:
+        with self._lock:
+            text = self._pending.pop(rid, "")
+        if text:
+            self.worker.conn.send(P.LOG, rid, [P.jpart({"stream": self.name, "text": text})])
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    @property
+    def encoding(self):  # noqa: D102
+        return getattr(self.real, "encoding", "utf-8")
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+
+class NotFound(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, address: str, threads: int):
+        if address.startswith("fd:"):
+            sock = socket.socket(fileno=int(address[3:]))
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(address)
+        self.conn = P.BlockingConn(sock)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rh-call")
+        self.objects: dict[str, object] = {}
+        self.kinds: dict[str, str] = {}
+        self.logged: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._mtimes: dict[str, int] = {}
+        self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
+        sys.stdout, sys.stderr = self.streams
+
+    # ------------------------------------------------------------------ loop
+
+    def serve(self) -> None:
+        self.conn.send(P.HELLO, 0, [P.jpart({"pid": os.getpid(), "python": sys.executable})])
+        while True:
+            try:
+                kind, rid, parts = self.conn.recv()
+            except EOFError:
+                return
+            if kind == P.DEFINE:
+                self._reply(rid, self._define, parts)
+            elif kind == P.DELETE:
+                gone = json.loads(parts[0])["name"]
+                self.objects.pop(gone, None)
+                self.kinds.pop(gone, None)
+                self.conn.send(P.RESULT, rid, [])
+            elif kind in (P.CALL, P.MAP):
+                self.pool.submit(self._run, kind, rid, parts)
+            elif kind == P.SHUTDOWN:
+                return
+
+    def _reply(self, rid, fn, parts) -> None:
+        try:
+            fn(parts)
+            self.conn.send(P.RESULT, rid, [])
+        except BaseException as e:  # noqa: BLE001 - reported to the server
+            self._send_error(rid, e, "define")
+
+    # ------------------------------------------------------------------ define
+
+    def _define(self, parts) -> None:
+        spec = json.loads(parts[0])
+        name, kind = spec["name"], spec["kind"]
+        self.kinds[name] = kind
+        if kind == "instance":
+            cls = self.objects.get(spec["of"])
+            if cls is None:
+                cls = self._load(spec)
+            args, kwargs = wire.loads_pickle(parts[1]) if len(parts) > 1 else ((), {})
+            self.objects[name] = cls(*args, **kwargs)
+        else:
+            self.objects[name] = self._load(spec)
+
+    def _load(self, spec: dict):
+        if spec.get("code") is not None:
+            import base64
+
+            return cloudpickle.loads(base64.b64decode(spec["code"]))
+        ptr = spec["pointer"]
+        root = ptr.get("root")
+        if root and root not in sys.path:
+            sys.path.insert(0, root)
+        self._reload_changed(root)
+        module = importlib.import_module(ptr["module"])
+        obj = module
+        for part in ptr["qualname"].split("."):
+            obj = getattr(obj, part)
+        self._remember(module)
+        return obj
+
+    def _remember(self, module) -> None:
+        f = getattr(module, "__file__", None)
+        if f:
+            try:
+                self._mtimes[module.__name__] = os.stat(f).st_mtime_ns
+            except OSError:
+                pass
+
+    def _reload_changed(self, root: str | None) -> None:
+        """Reload modules from the code root whose file changed since they were imported."""
+        if not root:
+            return
+        for modname, mtime in list(self._mtimes.items()):
+            mod = sys.modules.get(modname)
+            f = getattr(mod, "__file__", None)
+            if not f or not f.startswith(root):
+                continue
+            try:
+                now = os.stat(f).st_mtime_ns
+            except OSError:
+                continue
+            if now != mtime:
+                importlib.invalidate_caches()
+                importlib.reload(mod)
+                self._mtimes[modname] = now
+        for mod in list(sys.modules.values()):
+            f = getattr(mod, "__file__", None)
+            if f and f.startswith(root) and mod.__name__ not in self._mtimes:
+                self._remember(mod)
+
+    # ------------------------------------------------------------------ calls
+
+    def _target(self, name: str, method: str):
+        obj = self.objects.get(name)
+        if obj is None:
+            raise NotFound(f"nothing named {name!r} in this env")
+        kind = self.kinds[name]
+        if kind == "function":
+            if method != "call":
+                raise NotFound(f"function {name!r} has only the method 'call', not {method!r}")
+            return obj
+        if kind == "class":
+            raise NotFound(f"{name!r} is a class: create an instance first (RemoteClass(...))")
+        if method.startswith("_") or not hasattr(obj, method):
+            raise NotFound(
+                f"{name!r} ({type(obj).__name__}) has no public method or attribute {method!r}"
+            )
+        return getattr(obj, method)
+
+    def _run(self, kind, rid, parts) -> None:
+        header = json.loads(parts[0])
+        token = _current_rid.set(rid)
+        if header.get("logs"):
+            self.logged.add(rid)
+        try:
+            refs = {k: parts[3 + i] for i, k in enumerate(header.get("refs", []))}
+            if kind == P.MAP:
+                self._map(rid, header, parts, refs)
+            else:
+                self._call(rid, header, parts, refs)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+            self._flush(rid)
+            self._send_error(rid, e, getattr(e, "_rh_kind", "user"))
+        finally:
+            self.logged.discard(rid)
+            _current_rid.reset(token)
+
+    def _flush(self, rid) -> None:
+        for s in self.streams:
+            s.flush_run(rid)
+
+    def _args(self, header, body, refs):
+        ser = header["ser"]
+        if ser == "pickle":
+            resolved = {}
+
+            def resolve(key):
+                if key not in resolved:
+                    resolved[key] = wire.loads_pickle(refs[key])
+                return resolved[key]
+
+            return wire.loads_pickle(body, resolve) if len(body) else ((), {})
+        data = json.loads(body) if len(body) else {}
+        return data.get("args", []), data.get("kwargs", {})
+
+    def _encode(self, ser: str, value) -> list:
+        try:
+            return wire.dumps_pickle(value) if ser == "pickle" else [wire.dumps_json(value)]
+        except Exception as e:
+            err = wire.SerializationFailure(
+                f"the result of type {wire.type_path(type(value))} could not be serialized with "
+                f"{ser}: {type(e).__name__}: {e}"
+            )
+            err._rh_kind = "serialization"
+            raise err from None
+
+    def _invoke(self, fn, args, kwargs):
+        result = fn(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = asyncio.run_coroutine_threadsafe(result, self._event_loop()).result()
+        return result
+
+    def _call(self, rid, header, parts, refs) -> None:
+        ser, method = header["ser"], header["method"]
+        target = self._target_or_raise(header["name"], method)
+        args, kwargs = self._args(header, parts[1], refs)
+        if callable(target):
+            value = self._invoke(target, args, kwargs)
+        elif args or kwargs:
+            raise TypeError(f"{header['name']}.{method} is an attribute, not a method")
+        else:
+            value = target
+        if inspect.isgenerator(value) or inspect.isasyncgen(value):
+            items = self._iterate(value)
+            if header.get("stream"):
+                for item in items:
+                    self.conn.send(P.ITEM, rid, self._encode(ser, item))
+                value = None
+            else:
+                value = list(items)
+        out = self._encode(ser, value)
+        self._flush(rid)
+        self.conn.send(P.RESULT, rid, out)
+
+    def _target_or_raise(self, name, method):
+        try:
+            return self._target(name, method)
+        except NotFound as e:
+            raise _kind(e, "not_found") from None
+
+    def _iterate(self, gen):
+        if inspect.isgenerator(gen):
+            yield from gen
+            return
+        loop = self._event_loop()
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(gen.__anext__(), loop).result()
+            except StopAsyncIteration:
+                return
+
+    def _map(self, rid, header, parts, refs) -> None:
+        target = self._target_or_raise(header["name"], header["method"])
+        items = wire.loads_pickle(parts[1])
+        results = []
+        for i, (args, kwargs) in enumerate(items):
+            try:
+                results.append(self._invoke(target, args, kwargs))
+            except BaseException as e:
+                e.add_note(f"(in map item {header.get('offset', 0) + i})")
+                raise
+        out = self._encode("pickle", results)
+        self._flush(rid)
+        self.conn.send(P.RESULT, rid, out)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, daemon=True, name="rh-async").start()
+                self._loop = loop
+            return self._loop
+
+    def _send_error(self, rid, exc: BaseException, kind: str) -> None:
+        tb = exc.__traceback__
+        # Drop the worker's own frames so the remote traceback starts in user code.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        payload = wire.error_payload(exc, kind, text)
+        pickled = wire.pickled_exception(exc) if kind == "user" else None
+        self.conn.send(P.ERROR, rid, [P.jpart(payload)] + ([pickled] if pickled else []))
+
+
+def _kind(exc: BaseException, kind: str) -> BaseException:
+    exc._rh_kind = kind
+    return exc
+
+
+def main() -> None:
+    sock_path, threads = sys.argv[1], int(sys.argv[2])
+    cwd = os.environ.get("RH_WORKER_CWD")
+    if cwd:
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+        os.chdir(cwd)
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
+    Worker(sock_path, threads).serve()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

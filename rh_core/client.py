@@ -35,6 +35,8 @@ def rebuild_error(payload: dict, status: int, cluster: str) -> BaseException:
     tb = err.get("traceback") or ""
     if kind == "serialization":
         exc: BaseException = errors.SerializationError(message)
+    elif kind == "install":
+        exc = errors.PackageInstallError(message)
     elif kind in _KINDS:
         exc = _KINDS[kind](message, status)
     elif kind == "user":

@@ -93,7 +93,7 @@ class ConnectionType(ABC):
     def open(self) -> ConnectionInfo:
         """Open whatever the connection needs (e.g. a tunnel) and return how to reach the server."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most connections hold nothing
         """Release what ``open`` opened."""
 
 

@@ -40,6 +40,11 @@ class LocalCluster(Cluster):
 
 
 def _alive(pid: int) -> bool:
+    try:  # reap it if it is our own exited child
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -112,14 +112,8 @@ def joined(parts: Iterable[bytes | memoryview]) -> bytes:
 
 
 def dumps_json(obj: Any) -> bytes:
-    """JSON for results; raises TypeError naming the type that JSON cannot hold."""
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=True).encode()
-    except TypeError as e:
-        raise TypeError(
-            f"result of type {type(obj).__module__}.{type(obj).__qualname__} cannot be sent as "
-            f"JSON ({e}); call it from Python (pickle) or return JSON types"
-        ) from None
+    """Compact JSON bytes (TypeError for values JSON cannot hold)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def frame(kind: bytes, payload: bytes | memoryview) -> list[bytes | memoryview]:

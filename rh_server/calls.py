@@ -20,7 +20,8 @@ from rh_server.runs import Run
 from rh_server.state import HTTPProblem, ServerState
 
 ERROR_STATUS = {"user": 500, "not_found": 404, "serialization": 500, "worker_crashed": 500,
-                "run_not_found": 404, "run_failed": 424, "define": 422}
+                "run_not_found": 404, "run_failed": 424, "define": 422, "install": 422,
+                "bad_request": 400, "auth": 401, "clash": 409}
 
 
 def error_from_parts(parts: list, authenticated: bool) -> tuple[dict, bytes | None]:

@@ -35,7 +35,7 @@ def env_python(spec: dict, home: Path, cwd: Path, log: Callable[[str], None]) ->
         return sys.executable
     packages = [Package.parse(r) for r in reqs]
     installers = [registry().installer(p.installer)() for p in packages]
-    keys = [inst.cache_key(p.spec, cwd) for inst, p in zip(installers, packages)]
+    keys = [inst.cache_key(p.spec, cwd) for inst, p in zip(installers, packages, strict=True)]
     digest = hashlib.sha256(json.dumps([sys.executable, keys]).encode()).hexdigest()[:16]
     venv = home / "envs" / digest
     python = venv / "bin" / "python"
@@ -57,7 +57,7 @@ def env_python(spec: dict, home: Path, cwd: Path, log: Callable[[str], None]) ->
                 "".join(f"import site; site.addsitedir({d!r})\n" for d in parent_site_dirs())
             )
             target = InstallTarget(python=str(python), venv=venv, cwd=cwd, log=log)
-            for inst, p in zip(installers, packages):
+            for inst, p in zip(installers, packages, strict=True):
                 inst.install(p.spec, target)
             ready.write_text(json.dumps({"reqs": reqs, "seconds": time.monotonic() - t0}))
         except subprocess.CalledProcessError as e:

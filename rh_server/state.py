@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rh_core import __version__
+from rh_core.errors import PackageInstallError
 from rh_core.interfaces import AccessLevel, ServerContext
 from rh_core.paths import write_private
 from rh_server import protocol as P
@@ -103,7 +104,10 @@ class ServerState:
             await old.stop()
         elif pool is None:
             pool = self.pools[key] = EnvPool(key, spec, self.home)
-        await pool.ensure_started(self._build_python)
+        try:
+            await pool.ensure_started(self._build_python)
+        except PackageInstallError as e:
+            raise HTTPProblem(422, "install", f"env {key!r}: {e}") from None
         return pool
 
     async def _build_python(self, spec: dict) -> str:

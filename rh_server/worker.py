@@ -247,9 +247,10 @@ class Worker:
         try:
             return wire.dumps_pickle(value) if ser == "pickle" else [wire.dumps_json(value)]
         except Exception as e:
+            hint = "; call it from Python (pickle) or return JSON types" if ser == "json" else ""
             err = wire.SerializationFailure(
                 f"the result of type {wire.type_path(type(value))} could not be serialized with "
-                f"{ser}: {type(e).__name__}: {e}"
+                f"{ser}: {e}{hint}"
             )
             err._rh_kind = "serialization"
             raise err from None

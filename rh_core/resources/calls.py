@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import secrets
+import time
 from typing import Any, Iterable
 
 import attrs
@@ -72,7 +72,7 @@ def map_items(iterables: tuple, kwargs: dict, star: bool) -> list[tuple[tuple, d
         for c in cols[1:]:
             if len(c) != n:
                 raise ConfigError(f"map inputs have different lengths: {n} and {len(c)}")
-        rows = list(zip(*cols))
+        rows = list(zip(*cols, strict=True))
     n = len(rows)
     for k, v in kwargs.items():
         if isinstance(v, list) and len(v) != n:

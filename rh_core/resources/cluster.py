@@ -74,8 +74,8 @@ class Cluster(Resource):
     def _connect(self):
         from rh_core.plugins import registry
 
-        endpoint = self.provider.up()
         conn_cls = registry().connection_type(self.server_connection_type)
+        endpoint = self.provider.up()
         conn = conn_cls(self, endpoint)
         return conn, conn.open(), endpoint.token
 

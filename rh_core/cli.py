@@ -1,0 +1,82 @@
+"""The ``rh`` command line."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="rh: run Python on other hardware.", no_args_is_help=True,
+                  add_completion=False)
+console = Console()
+
+
+def _cluster(name: str):
+    from rh_core.factories import cluster
+
+    return cluster(name)
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List installed plugins, their versions and the hooks they implement."""
+    from rh_core.plugins import registry
+
+    infos = registry().plugin_infos()
+    if as_json:
+        typer.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        return
+    table = Table(title="rh plugins")
+    for col in ("name", "distribution", "version", "hooks"):
+        table.add_column(col)
+    for i in infos:
+        table.add_row(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks))
+    console.print(table)
+
+
+@app.command()
+def status(name: str = typer.Argument("local", help="cluster name")) -> None:
+    """Show a cluster's server status: envs, workers, uptime, versions."""
+    cluster = _cluster(name)
+    if not cluster.is_up():
+        typer.echo(f"cluster {name!r} is not up")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(cluster.status(), indent=2))
+
+
+@app.command()
+def up(name: str = typer.Argument("local")) -> None:
+    """Bring a cluster's server up (no-op when it is)."""
+    c = _cluster(name).up_if_not()
+    typer.echo(f"cluster {name!r} is up at {c.client().info.base_url}")
+
+
+@app.command()
+def restart(name: str = typer.Argument("local")) -> None:
+    """Restart a cluster's server."""
+    _cluster(name).restart_server()
+    typer.echo(f"restarted the server of {name!r}")
+
+
+@app.command()
+def down(name: str = typer.Argument("local")) -> None:
+    """Stop a cluster's server."""
+    _cluster(name).down()
+    typer.echo(f"stopped the server of {name!r}")
+
+
+@app.command()
+def logs(name: str = typer.Argument("local")) -> None:
+    """Print the server's own log."""
+    typer.echo(_cluster(name).logs(), nl=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,238 @@
+"""Functions on the real local cluster: calls, errors, handles, enqueue, map, logs, generators."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+import userfns
+
+import rh_core as rh
+
+
+def test_call_returns_result(local):
+    f = rh.function(userfns.concat).to(local)
+    assert f("run", "house") == "runhouse"
+    assert f(a=[1], b=[2]) == [1, 2]
+
+
+def test_remote_exception_keeps_type_and_remote_traceback(local):
+    f = rh.function(userfns.boom).to(local)
+    with pytest.raises(ValueError, match="bad x 3") as info:
+        f(3)
+    shown = "".join(traceback.format_exception(info.value))
+    assert "remote traceback (cluster 'local')" in shown
+    assert 'raise ValueError(f"bad x {x}")' in shown
+    assert "userfns.py" in shown
+
+
+def test_custom_exception_attributes_survive(local):
+    f = rh.function(userfns.raise_custom).to(local)
+    with pytest.raises(userfns.CustomError) as info:
+        f()
+    assert info.value.code == 42
+
+
+def test_wrong_arguments_raise_remote_type_error(local):
+    f = rh.function(userfns.concat).to(local)
+    with pytest.raises(TypeError, match="concat\\(\\) missing 1 required positional argument"):
+        f("only one")
+
+
+def test_unpicklable_result_names_its_type(local):
+    f = rh.function(userfns.unpicklable).to(local)
+    with pytest.raises(rh.SerializationError, match="_thread.lock"):
+        f()
+    assert rh.function(userfns.add).to(local)(1, 2) == 3  # the worker is fine afterwards
+
+
+def test_function_defined_in_a_function_travels_by_value(local):
+    factor = 7
+
+    def times(x):
+        return x * factor
+
+    f = rh.function(times).to(local)
+    assert f.pointer is None and f.code
+    assert f(6) == 42
+
+
+def test_name_clash_is_refused_unless_replaced(local):
+    rh.function(userfns.concat).to(local, name="clashing")
+    with pytest.raises(rh.NameClashError, match="already served .* by userfns:concat"):
+        rh.function(userfns.add).to(local, name="clashing")
+    f = rh.function(userfns.add).to(local, name="clashing", replace=True)
+    assert f(2, 3) == 5
+
+
+def test_redeploy_serves_changed_code(local, tmp_path):
+    mod = tmp_path / "changing_mod.py"
+    mod.write_text("def value():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import changing_mod
+
+        f = rh.function(changing_mod.value).to(local)
+        assert f() == 1
+        mod.write_text("def value():\n    return 2\n")
+        st = mod.stat()
+        import os
+
+        os.utime(mod, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert rh.function(changing_mod.value).to(local)() == 2
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_remote_returns_handle_and_get_fetches(local):
+    f = rh.function(userfns.sleep_then).to(local)
+    handle = f.remote("later", 0.2)
+    assert isinstance(handle, rh.RunHandle)
+    assert rh.get(handle) == "later"
+    assert handle.run_key in local.client().get_json("/keys")["runs"]
+
+
+def test_handle_passed_as_argument_resolves_on_cluster(local):
+    make = rh.function(userfns.make_list).to(local)
+    total = rh.function(userfns.total).to(local)
+    big = make.remote(100_000)
+    # The list stays on the cluster: the second call gets it there.
+    summed = total.remote(big)
+    assert rh.get(summed) == sum(range(100_000))
+    assert total(big) == sum(range(100_000))
+
+
+def test_get_on_deleted_handle_says_it_is_gone(local):
+    f = rh.function(userfns.add).to(local)
+    handle = f.remote(1, 1)
+    assert rh.get(handle) == 2
+    handle.delete()
+    with pytest.raises(rh.RunNotFoundError, match="deleted, or the server restarted"):
+        rh.get(handle)
+
+
+def test_failed_remote_run_raises_on_get(local):
+    handle = rh.function(userfns.boom).to(local).remote(5)
+    with pytest.raises(ValueError, match="bad x 5"):
+        rh.get(handle)
+
+
+def test_enqueue_runs_one_at_a_time_in_arrival_order(local, tmp_path):
+    f = rh.function(userfns.append_to).to(local)
+    log = tmp_path / "order.txt"
+    handles = [f.enqueue(str(log), i) for i in range(6)]
+    assert [rh.get(h) for h in handles] == list(range(6))
+    lines = log.read_text().splitlines()
+    assert lines == [f"{w} {i}" for i in range(6) for w in ("start", "end")]
+
+
+def test_calls_run_concurrently(local):
+    f = rh.function(userfns.meet).to(local)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(f(3, "concurrent")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == ["concurrent"] * 3
+
+
+def test_map_pairs_lists_and_broadcasts_scalars(local):
+    f = rh.function(userfns.scale).to(local)
+    assert f.map([1, 2, 3], factor=[10, 20, 30], offset=1) == [11, 41, 91]
+    assert f.map(range(100)) == list(range(100))
+    assert f.starmap([(1, 2), (3, 4)], offset=100) == [102, 112]
+    assert f.map([]) == []
+    with pytest.raises(rh.ConfigError, match="keyword 'factor' has 2 items but there are 3"):
+        f.map([1, 2, 3], factor=[1, 2])
+
+
+def test_map_runs_in_parallel_on_the_worker_pool(local):
+    f = rh.function(userfns.meet).to(local)
+    assert f.map([4] * 4, tag="map-parallel") == ["map-parallel"] * 4
+
+
+def test_map_error_names_the_item(local):
+    f = rh.function(userfns.boom).to(local)
+    with pytest.raises(ValueError, match="bad x") as info:
+        f.map([1, 2])
+    assert "map item" in "".join(traceback.format_exception(info.value))
+
+
+class _Recorder(io.TextIOBase):
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+        return len(s)
+
+
+def _wait_until(pred, timeout=20):
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_stream_logs_prints_remote_output_while_running(local, tmp_path, monkeypatch):
+    out, err = _Recorder(), _Recorder()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    f = rh.function(userfns.print_then_wait).to(local)
+    marker = tmp_path / "go"
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("v", f(str(marker), stream_logs=True)))
+    t.start()
+    # The first line arrives while the call still waits for the marker: it is live.
+    assert _wait_until(lambda: "first line" in out.text), out.text
+    assert "second line" not in out.text and t.is_alive()
+    marker.write_text("go")
+    t.join(30)
+    assert result["v"] == "done"
+    assert "second line" in out.text
+    assert "to stderr" in err.text
+
+
+def test_generator_streams_items(local, tmp_path):
+    f = rh.function(userfns.count_up).to(local)
+    assert list(f(4)) == [0, 1, 2, 3]
+    marker = tmp_path / "more"
+    it = f(3, str(marker))
+    assert next(it) == 0  # first item arrives before the generator finishes
+    marker.write_text("x")
+    assert list(it) == [1, 2]
+
+
+def test_async_function_can_be_awaited(local):
+    f = rh.function(userfns.async_add).to(local)
+
+    async def main():
+        return await asyncio.gather(f(1, 2), f(3, 4))
+
+    assert asyncio.run(main()) == [3, 7]
+
+
+def test_async_generator_streams(local):
+    f = rh.function(userfns.async_count).to(local)
+
+    async def main():
+        return [x async for x in f(3)]
+
+    assert asyncio.run(main()) == [0, 10, 20]
+
+
+def test_numpy_roundtrip(local):
+    import numpy as np
+    f = rh.function(userfns.echo).to(local)
+    arr = np.arange(3_000_000, dtype=np.float64)
+    out = f(arr)
+    assert out.dtype == arr.dtype and np.array_equal(out, arr)

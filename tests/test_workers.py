@@ -1,0 +1,60 @@
+"""Env worker processes: user code never runs in the server; a crashing worker is restarted."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import userfns
+
+import rh_core as rh
+
+
+def test_user_code_runs_in_a_worker_not_the_server(local):
+    worker_pid = rh.function(userfns.pid).to(local)()
+    server_pid = local.client().health()["pid"]
+    assert worker_pid not in (server_pid, os.getpid())
+    assert worker_pid == local.status()["envs"]["base"]["workers"][0]["pid"]
+
+
+@pytest.mark.parametrize("crash", ["die", "segfault"])
+def test_crashing_worker_is_reported_and_restarted(own_cluster, crash):
+    env = rh.env(name=f"crashy-{crash}")
+    crasher = rh.function(getattr(userfns, crash)).to(own_cluster, env=env)
+    add = rh.function(userfns.add).to(own_cluster, env=env)
+    before = rh.function(userfns.pid).to(own_cluster, env=env)()
+    with pytest.raises(rh.WorkerCrashedError) as info:
+        crasher()
+    expected = "SIGSEGV" if crash == "segfault" else "exited with code 3"
+    assert expected in str(info.value) and "restarted" in str(info.value)
+    # The server kept serving, and the next call works in a new worker.
+    assert own_cluster.client().health()["status"] == "ok"
+    assert add(2, 3) == 5
+    after = rh.function(userfns.pid).to(own_cluster, env=env)()
+    assert after != before
+    workers = own_cluster.status()["envs"][f"crashy-{crash}"]["workers"]
+    assert workers[0]["restarts"] >= 1
+
+
+def test_other_envs_are_untouched_by_a_crash(own_cluster):
+    steady = rh.function(userfns.pid).to(own_cluster, env=rh.env(name="steady"))
+    pid = steady()
+    with pytest.raises(rh.WorkerCrashedError):
+        rh.function(userfns.die).to(own_cluster, env=rh.env(name="crashing"))()
+    assert steady() == pid
+
+
+def test_instance_comes_back_fresh_after_crash(own_cluster):
+    c = rh.module(userfns.Counter).to(own_cluster, env=rh.env(name="inst"))(5, name="crashing_counter")
+    assert c.incr() == 6
+    with pytest.raises(rh.WorkerCrashedError):
+        c.die()
+    assert c.incr() == 6  # __init__ ran again in the new worker: state starts over
+
+
+def test_several_processes_share_calls(own_cluster):
+    env = rh.env(name="multi", processes=2, threads=1)
+    f = rh.function(userfns.sleepy_pid).to(own_cluster, env=env)
+    used = set(f.map([0.3, 0.3]))
+    pids = {w["pid"] for w in own_cluster.status()["envs"]["multi"]["workers"]}
+    assert len(pids) == 2 and used == pids

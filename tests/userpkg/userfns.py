@@ -1,0 +1,187 @@
+"""User code the tests send to clusters (importable, so it travels by module path)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def concat(a, b):
+    return a + b
+
+
+def add(a, b=0):
+    return a + b
+
+
+def echo(x):
+    return x
+
+
+def boom(x):
+    raise ValueError(f"bad x {x}")
+
+
+def raise_custom():
+    raise CustomError("custom failure", 42)
+
+
+class CustomError(Exception):
+    def __init__(self, message, code):
+        super().__init__(message, code)
+        self.code = code
+
+
+def unpicklable():
+    return threading.Lock()
+
+
+def not_json():
+    return {1, 2, 3}
+
+
+def pid():
+    return os.getpid()
+
+
+def getenv(name):
+    return os.environ.get(name)
+
+
+def cwd():
+    return os.getcwd()
+
+
+def die(code=3):
+    os._exit(code)
+
+
+def segfault():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def wait_for_file(path, timeout=20.0):
+    p = Path(path)
+    end = time.monotonic() + timeout
+    while not p.exists():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+def print_then_wait(path):
+    print("first line", flush=True)
+    print("to stderr", file=sys.stderr)
+    wait_for_file(path)
+    print("second line")
+    return "done"
+
+
+def count_up(n, path=None):
+    for i in range(n):
+        if path is not None and i == 1:
+            wait_for_file(path)
+        yield i
+
+
+async def async_add(a, b):
+    await asyncio.sleep(0.01)
+    return a + b
+
+
+async def async_count(n):
+    for i in range(n):
+        await asyncio.sleep(0)
+        yield i * 10
+
+
+_barrier = {}
+
+
+def meet(parties, tag):
+    """Returns only if ``parties`` calls with the same tag run at the same time."""
+    b = _barrier.setdefault(tag, threading.Barrier(parties))
+    b.wait(timeout=20)
+    return tag
+
+
+def append_to(path, value, delay=0.05):
+    """Appends start/end markers; overlapping calls would interleave them."""
+    with open(path, "a") as f:
+        f.write(f"start {value}\n")
+    time.sleep(delay)
+    with open(path, "a") as f:
+        f.write(f"end {value}\n")
+    return value
+
+
+def sleep_then(value, seconds):
+    time.sleep(seconds)
+    return value
+
+
+def scale(x, factor=1, offset=0):
+    return x * factor + offset
+
+
+def total(values):
+    return sum(values)
+
+
+def make_list(n):
+    return list(range(n))
+
+
+def version_of(module):
+    import importlib
+
+    m = importlib.import_module(module)
+    return getattr(m, "__version__", "no version"), getattr(m, "__file__", None)
+
+
+def has_module(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+class Counter:
+    """State kept between calls on the cluster."""
+
+    def __init__(self, start=0, step=1):
+        self.count = start
+        self.step = step
+        self.history = []
+
+    def incr(self, by=None):
+        self.count += self.step if by is None else by
+        self.history.append(self.count)
+        return self.count
+
+    def pid(self):
+        return os.getpid()
+
+    def fail(self):
+        raise KeyError("missing")
+
+    def countdown(self, n):
+        for i in range(n, 0, -1):
+            yield i
+
+    async def later(self, x):
+        await asyncio.sleep(0.01)
+        return x + self.count
+
+    def die(self):
+        os._exit(1)
+
+
+def sleepy_pid(seconds):
+    time.sleep(seconds)
+    return os.getpid()

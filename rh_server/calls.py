@@ -125,6 +125,7 @@ async def run_map(state: ServerState, res: dict, header: dict, body) -> tuple[by
         chunks = wire.unpack_parts(body)
     except ValueError as e:
         raise HTTPProblem(400, "bad_request", f"bad map body: {e}") from None
+    refs = await ref_parts(state, header.get("refs") or [])
     pool = await state.ready_pool(res)
     limit = asyncio.Semaphore(max(1, pool.slots()))
     offsets = header.get("offsets") or [0] * len(chunks)
@@ -134,7 +135,7 @@ async def run_map(state: ServerState, res: dict, header: dict, body) -> tuple[by
             h = dict(header, offset=offsets[i] if i < len(offsets) else 0)
             worker = pool.pick(res["name"])
             try:
-                return await worker.ask(P.MAP, [P.jpart(h), chunk])
+                return await worker.ask(P.MAP, [P.jpart(h), chunk, b"", *refs])
             except WorkerDied as e:
                 state.spawn(_restart(state, res))
                 return P.ERROR, [P.jpart({"type": "rh_core.errors.WorkerCrashedError",

@@ -302,7 +302,7 @@ class Worker:
 
     def _map(self, rid, header, parts, refs) -> None:
         target = self._target_or_raise(header["name"], header["method"])
-        items = wire.loads_pickle(parts[1])
+        items = self._args(header, parts[1], refs)
         results = []
         for i, (args, kwargs) in enumerate(items):
             try:

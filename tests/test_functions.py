@@ -236,3 +236,11 @@ def test_numpy_roundtrip(local):
     arr = np.arange(3_000_000, dtype=np.float64)
     out = f(arr)
     assert out.dtype == arr.dtype and np.array_equal(out, arr)
+
+
+def test_map_with_a_handle_broadcast(local):
+    make = rh.function(userfns.make_list).to(local)
+    scale = rh.function(userfns.scale).to(local)
+    factor = rh.function(userfns.add).to(local).remote(2, 1)
+    assert scale.map([1, 2], factor=factor) == [3, 6]
+    assert rh.get(make.remote(3)) == [0, 1, 2]

@@ -66,6 +66,11 @@ def test_unknown_installer_prefix_goes_to_pip_but_known_ones_parse():
     assert rh.package("git+https://example.invalid/x.git@v1").installer == "git"
     assert rh.package("conda:numpy").installer == "conda"
     assert str(rh.package("local:./pkg")) == "local:./pkg"
+    assert rh.package("pkg @ https://example.invalid/pkg.whl").installer == "pip"
+    with pytest.raises(rh.UnknownPluginItemError,
+                       match="unknown package installer 'poetry'; installed package installers: "
+                             "conda, git, local, pip, reqs"):
+        rh.package("poetry:requests")
 
 
 def test_save_load_exists(local):

@@ -34,10 +34,12 @@ class Package(Resource):
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"a package spec must be a non-empty string, got {text!r}")
         head, sep, rest = text.partition(":")
-        if sep and head in registry().installers:
-            return cls(installer=head, spec=rest)
         if text.startswith("git+"):
             return cls(installer="git", spec=text[4:])
+        if sep and head in registry().installers:
+            return cls(installer=head, spec=rest)
+        if sep and head.isidentifier() and not rest.startswith("//"):
+            registry().installer(head)  # raises, listing the installed installers
         return cls(installer="pip", spec=text)
 
     def __str__(self) -> str:

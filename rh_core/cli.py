@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import attrs
@@ -15,9 +16,33 @@ console = Console()
 
 
 def _cluster(name: str):
+    """A saved cluster, ``local``, or a local cluster this machine has run under that name."""
+    from rh_core.errors import ResourceNotFoundError
     from rh_core.factories import cluster
+    from rh_core.paths import rh_home
 
-    return cluster(name)
+    try:
+        return cluster(name)
+    except ResourceNotFoundError:
+        if (rh_home() / "clusters" / name).is_dir():
+            return cluster(name=name, provider="local")
+        raise
+
+
+def friendly(fn):
+    """Print rh's own errors as one clear line on stderr (exit code 1), not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rh_core.errors import RhError
+
+        try:
+            return fn(*args, **kwargs)
+        except RhError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
 
 
 @app.command()
@@ -38,6 +63,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) ->
 
 
 @app.command()
+@friendly
 def status(name: str = typer.Argument("local", help="cluster name")) -> None:
     """Show a cluster's server status: envs, workers, uptime, versions."""
     cluster = _cluster(name)
@@ -48,6 +74,7 @@ def status(name: str = typer.Argument("local", help="cluster name")) -> None:
 
 
 @app.command()
+@friendly
 def up(name: str = typer.Argument("local")) -> None:
     """Bring a cluster's server up (no-op when it is)."""
     c = _cluster(name).up_if_not()
@@ -55,6 +82,7 @@ def up(name: str = typer.Argument("local")) -> None:
 
 
 @app.command()
+@friendly
 def restart(name: str = typer.Argument("local")) -> None:
     """Restart a cluster's server."""
     _cluster(name).restart_server()
@@ -62,6 +90,7 @@ def restart(name: str = typer.Argument("local")) -> None:
 
 
 @app.command()
+@friendly
 def down(name: str = typer.Argument("local")) -> None:
     """Stop a cluster's server."""
     _cluster(name).down()
@@ -69,6 +98,7 @@ def down(name: str = typer.Argument("local")) -> None:
 
 
 @app.command()
+@friendly
 def logs(name: str = typer.Argument("local")) -> None:
     """Print the server's own log."""
     typer.echo(_cluster(name).logs(), nl=False)

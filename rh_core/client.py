@@ -109,6 +109,8 @@ class Client:
         except httpx.ConnectError as e:
             if self._reconnect is None:
                 raise self._unreachable(e) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise self._dropped(e) from None
         # Nothing was sent: the server may have gone; bring it back once and retry.
         info, token = self._reconnect()
         self.http.close()
@@ -117,6 +119,13 @@ class Client:
             return self.http.request(method, url, **kw)
         except httpx.ConnectError as e:
             raise self._unreachable(e) from None
+
+    def _dropped(self, e: Exception) -> errors.ConnectionFailedError:
+        return errors.ConnectionFailedError(
+            f"the server of cluster {self.cluster_name!r} closed the connection during the request "
+            f"({type(e).__name__}: {e}); it may have restarted. The call's outcome is unknown; "
+            f"check `rh status {self.cluster_name}` and retry."
+        )
 
     def _unreachable(self, e: Exception) -> errors.ConnectionFailedError:
         return errors.ConnectionFailedError(

@@ -134,8 +134,10 @@ def rh_server_auth_check(
 
     ``token`` is None when the request had no bearer token. ``resource`` is the name of the
     function, module or run the request touches (``"*"`` for cluster-wide routes). Return True
-    to allow, False to refuse, None to leave the decision to the next implementation; the
-    server's own check (its owner token) runs last. Stops at the first non-None result.
+    to allow, False to refuse, None to leave the decision to the next implementation. The
+    cluster owner's token is accepted before any plugin is asked; when every implementation
+    returns None, an anonymous caller may read (JSON calls only) unless ``den_auth`` is on, and
+    any other token is refused. Stops at the first non-None result.
     """
 
 

@@ -106,8 +106,8 @@ class LocalProvider(ComputeProvider):
             return False
 
     def up(self) -> Endpoint:
-        ep = self.endpoint()
-        if ep is not None:
+        rec, ep = self._record(), self.endpoint()
+        if ep is not None and self._healthy(ep, int(rec["pid"])):
             return ep
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / "lock", "w") as lock:
@@ -136,7 +136,8 @@ class LocalProvider(ComputeProvider):
         env = dict(os.environ, RH_SERVER_TOKEN=token)
         with open(self.log_path, "ab") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    env=env, start_new_session=True, close_fds=True)
+                                    env=env, start_new_session=True, close_fds=True,
+                                    cwd=self.folder)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             rec = self._record()

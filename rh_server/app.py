@@ -162,7 +162,10 @@ def build_app(state: ServerState) -> Starlette:
         if _flag(request, "rh_map"):
             if ser != "pickle":
                 raise HTTPProblem(400, "bad_request", "map takes a pickled body")
-            header["offsets"] = json.loads(q.get("rh_offsets", "[]"))
+            try:
+                header["offsets"] = [int(o) for o in json.loads(q.get("rh_offsets", "[]"))]
+            except (ValueError, TypeError):
+                raise HTTPProblem(400, "bad_request", "rh_offsets must be a JSON list of ints") from None
             kind, got = await calls.run_map(state, res, header, body)
             return _answer(kind, got, ser, authenticated)
 
@@ -206,7 +209,7 @@ def build_app(state: ServerState) -> Starlette:
 
     async def delete_run(request: Request):
         key = request.path_params["key"]
-        state.authorize(_token(request), key, AccessLevel.READ)
+        state.authorize(_token(request), key, AccessLevel.WRITE)
         _run(key)
         state.runs.delete(key)
         return JSONResponse({"deleted": key})

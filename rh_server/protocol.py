@@ -68,3 +68,7 @@ class BlockingConn:
                         sent = 0
                 while bufs and bufs[0].nbytes == 0:
                     bufs.pop(0)
+
+
+class NotFound(LookupError):
+    """Raised in a worker when a name, method or attribute does not exist there."""

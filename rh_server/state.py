@@ -83,10 +83,12 @@ class ServerState:
         )
         if verdict is True:
             return token is not None
-        if verdict is None and not self.ctx.den_auth and needed == AccessLevel.READ:
+        if verdict is None and token is None and not self.ctx.den_auth and needed == AccessLevel.READ:
             return False
         if token is None:
             raise HTTPProblem(401, "auth", "this needs a bearer token (Authorization: Bearer ...)")
+        if verdict is None:
+            raise HTTPProblem(403, "auth", "this token is not valid for this cluster")
         raise HTTPProblem(403, "auth", f"this token may not {needed.value} {resource!r}")
 
     # -------------------------------------------------------------- envs

@@ -76,8 +76,7 @@ class _RunStream(io.TextIOBase):
         return self.real.fileno()
 
 
-class NotFound(Exception):
-    pass
+NotFound = P.NotFound
 
 
 class Worker:

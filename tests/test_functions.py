@@ -244,3 +244,9 @@ def test_map_with_a_handle_broadcast(local):
     factor = rh.function(userfns.add).to(local).remote(2, 1)
     assert scale.map([1, 2], factor=factor) == [3, 6]
     assert rh.get(make.remote(3)) == [0, 1, 2]
+
+
+def test_saving_under_another_name_keeps_calling_the_served_function(local):
+    f = rh.function(userfns.add).to(local)
+    f.save("~/my-adder")
+    assert rh.load("~/my-adder")(2, 2) == 4

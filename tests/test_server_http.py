@@ -106,11 +106,12 @@ def test_generator_as_json_list_and_as_ndjson_stream(http):
     assert lines == [{"item": 0}, {"item": 1}, {"result": None}]
 
 
-def test_async_run_via_http_and_fetch_by_key(http):
+def test_async_run_via_http_and_fetch_by_key(http, local):
     r = http.get("/concat/call?a=x&b=y&rh_async=1&rh_run_key=my-run-1")
     assert r.status_code == 202 and r.json() == {"run_key": "my-run-1"}
     assert http.get("/runs/my-run-1").json() == "xy"
-    assert http.delete("/runs/my-run-1").status_code == 200
+    assert http.delete("/runs/my-run-1").status_code == 401  # deleting needs the owner token
+    local.client().delete_run("my-run-1")
     r = http.get("/runs/my-run-1")
     assert r.status_code == 404 and "deleted" in r.json()["error"]["message"]
 
@@ -156,3 +157,17 @@ def test_delete_stops_serving(local):
     f.delete()
     with pytest.raises(rh.RemoteFunctionNotFound, match="'to_delete'"):
         f(1, 1)
+
+
+def test_invalid_token_is_refused_even_on_read_routes(http):
+    r = http.get("/keys", headers={"Authorization": "Bearer not-the-token"})
+    assert r.status_code == 403 and "not valid for this cluster" in r.json()["error"]["message"]
+    r = http.get("/keys", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401 and "malformed" in r.json()["error"]["message"]
+
+
+def test_bad_map_offsets_are_400(local):
+    body = wire.joined(wire.pack_parts([wire.joined(wire.dumps_pickle([((1,), {})]))]))
+    r = local.client().http.post("/concat/call?rh_map=1&rh_offsets=nope", content=body,
+                                 headers={"Content-Type": wire.PICKLE_CT})
+    assert r.status_code == 400 and "rh_offsets" in r.json()["error"]["message"]

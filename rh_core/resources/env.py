@@ -60,7 +60,7 @@ class Env(Resource):
     #: Package specs: ``"numpy"``, ``"reqs:requirements.txt"``, ``"local:./pkg"``, ``"git+URL@rev"``.
     reqs: list[str] = attrs.field(factory=list)
     env_vars: dict[str, str] = attrs.field(factory=dict)
-    #: Folder the worker runs in (added to ``sys.path``); the client's code root when None.
+    #: Folder the worker runs in (added to ``sys.path``); the server's folder when None.
     working_dir: str | None = None
     #: Worker processes (calls are spread over them; a module instance lives in one).
     processes: int = attrs.field(default=1, validator=attrs.validators.ge(1))
@@ -79,7 +79,7 @@ class Env(Resource):
         """The name the server knows this env by."""
         if self.name:
             return self.name.rsplit("/", 1)[-1]
-        if not (self.reqs or self.env_vars or self.working_dir) and self.processes == 1:
+        if not (self.reqs or self.env_vars or self.working_dir) and (self.processes, self.threads) == (1, 8):
             return "base"
         blob = json.dumps([self.reqs, self.env_vars, self.working_dir, self.processes, self.threads],
                           sort_keys=True)

@@ -42,6 +42,12 @@ def env_spec(env: Env) -> dict:
             "processes": env.processes, "threads": env.threads}
 
 
+def _served_name(name: str | None, code: Code) -> str:
+    if name:
+        return name.rsplit("/", 1)[-1].lstrip("~^@")
+    return code.server_name or code.short_name or code.qualname.split(".")[-1]
+
+
 @attrs.define(kw_only=True, slots=False)
 class Code(Resource):
     """Shared fields of functions and modules: where the code is and where it is served."""
@@ -54,6 +60,13 @@ class Code(Resource):
     #: Config of the cluster it is served on (None until ``.to()``).
     system: dict | None = attrs.field(default=None, repr=False)
     env: Env | None = None
+    #: The name the cluster serves it under (set by ``.to()``; saving under another name keeps it).
+    server_name: str | None = None
+
+    @property
+    def served_as(self) -> str:
+        """The name the cluster knows this by."""
+        return self.server_name or self.short_name
 
     @property
     def cluster(self):
@@ -72,7 +85,7 @@ class Code(Resource):
 
     def endpoint(self) -> str:
         """The HTTP URL of this resource on its cluster."""
-        return f"{self.cluster.client().info.base_url}/{self.short_name}"
+        return f"{self.cluster.client().info.base_url}/{self.served_as}"
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -95,18 +108,19 @@ class Function(Code, RemoteCallable):
         """Serve this function on ``system`` (bringing it up if needed); returns the remote callable."""
         cluster = as_cluster(system)
         env_ = as_env(env if env is not None else self.env)
-        new = attrs.evolve(self, name=name or self.name or self.qualname.split(".")[-1],
+        served = _served_name(name, self)
+        new = attrs.evolve(self, name=name or self.name or served, server_name=served,
                            system=cluster.config(), env=env_)
         new.__dict__["_cluster"] = cluster
-        new._put(cluster, "function", new.short_name, env_, replace)
+        new._put(cluster, "function", served, env_, replace)
         return new
 
     def _target(self):
-        return self.cluster, self.short_name, "call", self.kind
+        return self.cluster, self.served_as, "call", self.kind
 
     def delete(self) -> None:
         """Stop serving this function on its cluster."""
-        self.cluster.delete(self.short_name)
+        self.cluster.delete(self.served_as)
 
 
 def function(fn: Callable | None = None, name: str | None = None, system: Any = None,

@@ -13,9 +13,10 @@ from rh_core.errors import ConfigError
 from rh_core.resources.calls import RemoteCallable
 from rh_core.resources.code import code_ref, method_kinds
 from rh_core.resources.env import Env, as_env
-from rh_core.resources.function import Code, as_cluster
+from rh_core.resources.function import Code, _served_name, as_cluster
 
-_OWN = {"name", "pointer", "code", "qualname", "system", "env", "methods", "instance_of"}
+_OWN = {"name", "pointer", "code", "qualname", "system", "env", "methods", "instance_of",
+        "server_name"}
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -34,24 +35,26 @@ class Module(Code):
         """Serve the class on ``system``; call the result to make a remote instance."""
         cluster = as_cluster(system)
         env_ = as_env(env if env is not None else self.env)
-        new = attrs.evolve(self, name=name or self.name or self.qualname.split(".")[-1],
+        served = _served_name(name, self)
+        new = attrs.evolve(self, name=name or self.name or served, server_name=served,
                            system=cluster.config(), env=env_, instance_of=None)
         new.__dict__["_cluster"] = cluster
-        new._put(cluster, "class", new.short_name, env_, replace)
+        new._put(cluster, "class", served, env_, replace)
         return new
 
     def __call__(self, *args, name: str | None = None, **kwargs) -> Module:
         """Create an instance on the cluster (``__init__`` runs there) and return its handle."""
         if self.instance_of is not None:
-            raise TypeError(f"{self.short_name} is an instance; call one of its methods")
+            raise TypeError(f"{self.served_as} is an instance; call one of its methods")
         cluster = self.cluster
-        inst_name = name or f"{self.short_name}_instance"
+        inst_name = name.rsplit("/", 1)[-1].lstrip("~^@") if name else f"{self.served_as}_instance"
         init = wire.joined(wire.dumps_pickle((args, kwargs)))
         import base64
 
-        self._put(cluster, "instance", inst_name, self.env or Env(), True, of=self.short_name,
+        self._put(cluster, "instance", inst_name, self.env or Env(), True, of=self.served_as,
                   init=base64.b64encode(init).decode())
-        inst = attrs.evolve(self, name=inst_name, instance_of=self.short_name)
+        inst = attrs.evolve(self, name=name or inst_name, server_name=inst_name,
+                            instance_of=self.served_as)
         inst.__dict__["_cluster"] = cluster
         return inst
 
@@ -63,11 +66,11 @@ class Module(Code):
         if attr in self.methods:
             return RemoteMethod(self, attr, self.methods[attr])
         cluster = self.cluster
-        return cluster.client().call(self.short_name, attr, (), {})
+        return cluster.client().call(self.served_as, attr, (), {})
 
     def delete(self) -> None:
         """Stop serving this class or instance on its cluster."""
-        self.cluster.delete(self.short_name)
+        self.cluster.delete(self.served_as)
 
 
 class RemoteMethod(RemoteCallable):
@@ -77,10 +80,10 @@ class RemoteMethod(RemoteCallable):
         self.instance, self.method, self.kind = instance, method, kind
 
     def _target(self):
-        return self.instance.cluster, self.instance.short_name, self.method, self.kind
+        return self.instance.cluster, self.instance.served_as, self.method, self.kind
 
     def __repr__(self) -> str:
-        return f"<remote method {self.instance.short_name}.{self.method}>"
+        return f"<remote method {self.instance.served_as}.{self.method}>"
 
 
 def module(cls: type | None = None, name: str | None = None, system: Any = None,

@@ -91,7 +91,9 @@ class Client:
 
     def _open(self, info: ConnectionInfo, token: str | None) -> None:
         self.info = info
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers["Content-Type"] = wire.PICKLE_CT
         self.http = httpx.Client(
             base_url=info.base_url, headers=headers, verify=info.verify,
             timeout=httpx.Timeout(None, connect=15.0),
@@ -103,22 +105,34 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
 
-    def request(self, method: str, url: str, **kw) -> httpx.Response:
-        try:
-            return self.http.request(method, url, **kw)
-        except httpx.ConnectError as e:
-            if self._reconnect is None:
-                raise self._unreachable(e) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
-            raise self._dropped(e) from None
-        # Nothing was sent: the server may have gone; bring it back once and retry.
+    def _reopen(self) -> None:
+        """Nothing was sent and the server is unreachable: bring it back and reconnect."""
         info, token = self._reconnect()
         self.http.close()
         self._open(info, token)
+
+    def _send(self, build: Callable[[], httpx.Request]) -> httpx.Response:
+        """Send (streaming the response); a refused connection brings the server back once."""
+        for attempt in (0, 1):
+            try:
+                return self.http.send(build(), stream=True)
+            except httpx.ConnectError as e:
+                if attempt or self._reconnect is None:
+                    raise self._unreachable(e) from None
+                self._reopen()
+            except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+                raise self._dropped(e) from None
+        raise AssertionError("not reached")
+
+    def request(self, method: str, url: str, **kw) -> httpx.Response:
+        resp = self._send(lambda: self.http.build_request(method, url, **kw))
         try:
-            return self.http.request(method, url, **kw)
-        except httpx.ConnectError as e:
-            raise self._unreachable(e) from None
+            resp.read()
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise self._dropped(e) from None
+        finally:
+            resp.close()
+        return resp
 
     def _dropped(self, e: Exception) -> errors.ConnectionFailedError:
         return errors.ConnectionFailedError(
@@ -126,6 +140,44 @@ class Client:
             f"({type(e).__name__}: {e}); it may have restarted. The call's outcome is unknown; "
             f"check `rh status {self.cluster_name}` and retry."
         )
+
+    def _url(self, name: str, method: str) -> httpx.URL:
+        """Absolute call URLs, parsed once (httpx parses and merges every string URL)."""
+        url = self._urls.get((name, method))
+        if url is None:
+            url = self._urls[(name, method)] = httpx.URL(f"{self.info.base_url}/{name}/{method}")
+        return url
+
+    def post(self, name: str, method: str, parts: list, params: dict | None = None):
+        """POST a pickle body given as parts; returns the response body, as a writable
+        bytearray when it is large (so arrays unpickled from it are writable)."""
+        total = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in parts)
+        if total < BIG:
+            body, headers = b"".join(parts), None
+        else:  # sent in slices as they are, with a length (not chunked)
+            body, headers = None, {"Content-Length": str(total)}
+
+        def build() -> httpx.Request:
+            return self.http.build_request(
+                "POST", self._url(name, method), params=params or None, headers=headers,
+                content=body if body is not None else _slices(parts))
+
+        resp = self._send(build)
+        try:
+            size = int(resp.headers.get("content-length") or 0)
+            if resp.status_code < 400 and size >= BIG:
+                out = bytearray(size)
+                pos = 0
+                for chunk in resp.iter_raw():
+                    out[pos:pos + len(chunk)] = chunk
+                    pos += len(chunk)
+                return out
+            resp.read()
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
+            raise self._dropped(e) from None
+        finally:
+            resp.close()
+        return self.check(resp).content
 
     def _unreachable(self, e: Exception) -> errors.ConnectionFailedError:
         return errors.ConnectionFailedError(
@@ -157,7 +209,9 @@ class Client:
         return self.get_json("/keys")["keys"]
 
     def put(self, name: str, spec: dict) -> dict:
-        return self.check(self.request("PUT", f"/{name}", content=json.dumps(spec))).json()
+        resp = self.request("PUT", f"/{name}", content=json.dumps(spec),
+                            headers={"Content-Type": wire.JSON_CT})
+        return self.check(resp).json()
 
     def delete(self, name: str) -> None:
         self.check(self.request("DELETE", f"/{name}"))
@@ -190,13 +244,11 @@ class Client:
             for _ in self._stream(name, method, parts, params, holder):
                 pass
             return holder.get("result")
-        resp = self.request("POST", f"/{name}/{method}", content=_content(parts), params=params,
-                            headers={"Content-Type": wire.PICKLE_CT})
-        return wire.loads_pickle(self.check(resp).content)
+        return wire.loads_pickle(self.post(name, method, parts, params))
 
     def _stream(self, name, method, parts, params, holder: dict) -> Iterator[Any]:
-        with self.http.stream("POST", f"/{name}/{method}", content=_content(parts), params=params,
-                              headers={"Content-Type": wire.PICKLE_CT}) as resp:
+        with self.http.stream("POST", self._url(name, method), content=_content(parts),
+                              params=params) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self.check(resp)
@@ -221,13 +273,11 @@ class Client:
             params["rh_refs"] = ",".join(refs)
         if enqueue:
             params["rh_enqueue"] = "1"
-        resp = self.request("POST", f"/{name}/{method}", content=_content(parts), params=params,
-                            headers={"Content-Type": wire.PICKLE_CT})
-        return self.check(resp).json()["run_key"]
+        return json.loads(self.post(name, method, parts, params))["run_key"]
 
     def get_run(self, run_key: str) -> Any:
         resp = self.check(self.request("GET", f"/runs/{run_key}"))
-        return wire.loads_pickle(resp.content)
+        return wire.loads_pickle(bytearray(resp.content))
 
     def run_logs(self, run_key: str) -> Iterator[str]:
         with self.http.stream("GET", f"/runs/{run_key}/logs") as resp:
@@ -255,16 +305,21 @@ class Client:
         params = {"rh_map": "1", "rh_offsets": json.dumps(offsets)}
         if refs:
             params["rh_refs"] = ",".join(refs)
-        resp = self.request("POST", f"/{name}/{method}", content=_content(wire.pack_parts(chunks)),
-                            params=params, headers={"Content-Type": wire.PICKLE_CT})
         out: list = []
-        for part in wire.unpack_parts(self.check(resp).content):
+        for part in wire.unpack_parts(self.post(name, method, wire.pack_parts(chunks), params)):
             out.extend(wire.loads_pickle(part))
         return out
 
 
+BIG = 1 << 20
+
+
+def _slices(parts: list) -> Iterator:
+    for p in parts:
+        view = memoryview(p).cast("B")
+        for i in range(0, view.nbytes, 4 * BIG):
+            yield view[i:i + 4 * BIG]
+
+
 def _content(parts: list) -> Any:
-    total = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in parts)
-    if total < (1 << 20):
-        return b"".join(parts)
-    return iter([bytes(p) if not isinstance(p, bytes) else p for p in parts])
+    return b"".join(parts)

@@ -57,22 +57,43 @@ async def ref_parts(state: ServerState, refs: list[str]) -> list[bytes]:
     return out
 
 
-async def execute(state: ServerState, res: dict, header: dict, body) -> AsyncIterator:
-    """Yield ``(kind, parts)`` answers of the worker for one call; errors become ERROR frames."""
+def _error(kind: str, type_name: str, message: str) -> tuple[bytes, list]:
+    return P.ERROR, [P.jpart({"type": type_name, "message": message, "traceback": "",
+                              "kind": kind})]
+
+
+def _crashed(state: ServerState, res: dict, e: WorkerDied) -> tuple[bytes, list]:
+    state.spawn(_restart(state, res))
+    return _error("worker_crashed", "rh_core.errors.WorkerCrashedError", str(e))
+
+
+async def _prepare(state: ServerState, res: dict, header: dict, body):
+    refs = await ref_parts(state, header.get("refs") or [])
+    pool = await state.ready_pool(res)
+    return pool.pick(res["name"]), [P.jpart(header), body, b"", *refs]
+
+
+async def collect(state: ServerState, res: dict, header: dict, body) -> tuple[bytes, list]:
+    """Run a call to its end (the hot path): the final ``(kind, parts)``; errors as ERROR."""
     try:
-        refs = await ref_parts(state, header.get("refs") or [])
-        pool = await state.ready_pool(res)
-        worker = pool.pick(res["name"])
-        parts = [P.jpart(header), body, b"", *refs]
+        worker, parts = await _prepare(state, res, header, body)
+        return await worker.ask(P.CALL, parts)
+    except HTTPProblem as e:
+        return _error(e.kind, "rh_core.errors.ServerError", e.message)
+    except WorkerDied as e:
+        return _crashed(state, res, e)
+
+
+async def execute(state: ServerState, res: dict, header: dict, body) -> AsyncIterator:
+    """Yield every ``(kind, parts)`` answer of the worker for one call (logs, items, result)."""
+    try:
+        worker, parts = await _prepare(state, res, header, body)
         async for kind, got in worker.request(P.CALL, parts):
             yield kind, got
     except HTTPProblem as e:
-        yield P.ERROR, [P.jpart({"type": "rh_core.errors.ServerError", "message": e.message,
-                                 "traceback": "", "kind": e.kind})]
+        yield _error(e.kind, "rh_core.errors.ServerError", e.message)
     except WorkerDied as e:
-        state.spawn(_restart(state, res))
-        yield P.ERROR, [P.jpart({"type": "rh_core.errors.WorkerCrashedError", "message": str(e),
-                                 "traceback": "", "kind": "worker_crashed"})]
+        yield _crashed(state, res, e)
 
 
 async def _restart(state: ServerState, res: dict) -> None:
@@ -95,14 +116,6 @@ async def in_order(state: ServerState, name: str, coro_fn):
         mine.set_result(None)
         if state.tails.get(name) is mine:
             del state.tails[name]
-
-
-async def collect(state, res, header, body) -> tuple[bytes, list]:
-    """Run a call to its end; returns the final (kind, parts)."""
-    async for kind, got in execute(state, res, header, body):
-        if kind in (P.RESULT, P.ERROR):
-            return kind, got
-    raise RuntimeError("worker sent no result")
 
 
 async def run_to_store(state: ServerState, run: Run, res, header, body, enqueue: bool,
@@ -137,10 +150,7 @@ async def run_map(state: ServerState, res: dict, header: dict, body) -> tuple[by
             try:
                 return await worker.ask(P.MAP, [P.jpart(h), chunk, b"", *refs])
             except WorkerDied as e:
-                state.spawn(_restart(state, res))
-                return P.ERROR, [P.jpart({"type": "rh_core.errors.WorkerCrashedError",
-                                          "message": str(e), "traceback": "",
-                                          "kind": "worker_crashed"})]
+                return _crashed(state, res, e)
 
     answers = await asyncio.gather(*(one(i, c) for i, c in enumerate(chunks)))
     for kind, got in answers:

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import socket
-import struct
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -47,7 +46,7 @@ class WorkerProcess:
         self.pending: dict[int, asyncio.Queue] = {}
         self.alive = False
         self.restarts = 0
-        self._writer: asyncio.StreamWriter | None = None
+        self.conn: P.WorkerProtocol | None = None
         self._reader_task: asyncio.Task | None = None
 
     @property
@@ -74,74 +73,103 @@ class WorkerProcess:
         finally:
             out.close()
             child.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=parent, limit=2**20)
+        loop = asyncio.get_running_loop()
+        hello: asyncio.Future = loop.create_future()
+        self._lost = loop.create_future()
+
+        def on_message(kind, rid, parts):
+            if not hello.done():
+                hello.set_result(kind)
+                return
+            self._deliver(kind, rid, parts)
+
+        def on_lost():
+            if not self._lost.done():
+                self._lost.set_result(None)
+            if not hello.done():
+                hello.set_exception(ConnectionResetError("worker closed its socket"))
+
+        _, self.conn = await loop.create_unix_connection(
+            lambda: P.WorkerProtocol(on_message, on_lost), sock=parent)
         try:
-            kind, _, parts = await asyncio.wait_for(self._read(reader), timeout=120)
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            await asyncio.wait_for(hello, timeout=120)
+        except (asyncio.TimeoutError, ConnectionError):
             await self.kill()
             raise WorkerDied(
                 f"the worker for env {self.env_key!r} did not start; its log "
                 f"({self.log_path}) ends with:\n{tail(self.log_path)}"
             ) from None
         self.alive = True
-        self._reader_task = asyncio.create_task(self._read_loop(reader))
+        self._reader_task = asyncio.create_task(self._watch())
         log.info("env %s worker %d started (pid %s)", self.env_key, self.index, self.pid)
 
-    @staticmethod
-    async def _read(reader: asyncio.StreamReader):
-        kind, rid, nparts = P.HEAD.unpack(await reader.readexactly(P.HEAD.size))
-        sizes = struct.unpack(f"!{nparts}Q", await reader.readexactly(8 * nparts)) if nparts else ()
-        parts = [await reader.readexactly(s) for s in sizes]
-        return kind, rid, parts
+    def _deliver(self, kind: bytes, rid: int, parts: list) -> None:
+        waiter = self.pending.get(rid)
+        if waiter is None:
+            return
+        if isinstance(waiter, asyncio.Future):
+            if kind in (P.RESULT, P.ERROR) and not waiter.done():
+                waiter.set_result((kind, parts))
+        else:
+            waiter.put_nowait((kind, parts))
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                kind, rid, parts = await self._read(reader)
-                q = self.pending.get(rid)
-                if q is not None:
-                    q.put_nowait((kind, parts))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+    async def _watch(self) -> None:
+        """When the socket closes: mark the worker dead and fail what was pending on it."""
+        await self._lost
         self.alive = False
         code = await self.proc.wait() if self.proc else None
         how = describe_exit(code)
         log.warning("env %s worker %d (pid %s) %s", self.env_key, self.index, self.pid, how)
-        for q in list(self.pending.values()):
-            q.put_nowait((None, how))
+        for waiter in list(self.pending.values()):
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_exception(self._died(how))
+            else:
+                waiter.put_nowait((None, how))
         self.pending.clear()
 
+    def _died(self, how: str) -> WorkerDied:
+        return WorkerDied(
+            f"the worker process of env {self.env_key!r} {how} while running this call; it is "
+            f"restarted for the next call"
+        )
+
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise WorkerDied(f"worker {self.index} of env {self.env_key!r} is not running")
+
+    async def ask(self, kind: bytes, parts: list) -> tuple[bytes, list]:
+        """Send one message and wait for its final RESULT or ERROR (other answers ignored)."""
+        self._check_alive()
+        rid = next(_rids)
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[rid] = fut
+        try:
+            await self.conn.send(kind, rid, parts)
+            return await fut
+        finally:
+            self.pending.pop(rid, None)
+
     async def request(self, kind: bytes, parts: list) -> AsyncIterator[tuple[bytes, list]]:
-        """Send one message and yield the worker's answers until the final RESULT or ERROR.
+        """Send one message and yield every answer (logs, items) until the final one.
 
         Raises :class:`WorkerDied` if the process ends first.
         """
-        if not self.alive:
-            raise WorkerDied(f"worker {self.index} of env {self.env_key!r} is not running")
+        self._check_alive()
         rid = next(_rids)
         q: asyncio.Queue = asyncio.Queue()
         self.pending[rid] = q
         try:
-            self._writer.writelines(P.pack(kind, rid, parts))
-            await self._writer.drain()
+            await self.conn.send(kind, rid, parts)
             while True:
                 k, got = await q.get()
                 if k is None:
-                    raise WorkerDied(
-                        f"the worker process of env {self.env_key!r} {got} while running this "
-                        f"call; it is restarted for the next call"
-                    )
+                    raise self._died(got)
                 yield k, got
                 if k in (P.RESULT, P.ERROR):
                     return
         finally:
             self.pending.pop(rid, None)
-
-    async def ask(self, kind: bytes, parts: list) -> tuple[bytes, list]:
-        async for k, got in self.request(kind, parts):
-            if k in (P.RESULT, P.ERROR):
-                return k, got
-        raise WorkerDied("no answer")
 
     async def kill(self) -> None:
         self.alive = False
@@ -152,8 +180,8 @@ class WorkerProcess:
             except asyncio.TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-        if self._writer:
-            self._writer.close()
+        if self.conn is not None:
+            self.conn.close()
         if self._reader_task:
             await asyncio.gather(self._reader_task, return_exceptions=True)
 

@@ -19,7 +19,6 @@ import socket
 import sys
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cloudpickle
@@ -87,7 +86,6 @@ class Worker:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(address)
         self.conn = P.BlockingConn(sock)
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rh-call")
         self.objects: dict[str, object] = {}
         self.kinds: dict[str, str] = {}
         self.logged: set[int] = set()
@@ -99,24 +97,36 @@ class Worker:
 
     # ------------------------------------------------------------------ loop
 
-    def serve(self) -> None:
+    def serve(self, threads: int) -> None:
+        """Leader/followers: each thread takes the read lock, reads one message, releases the
+        lock (another thread starts reading) and handles the message itself, so a call never
+        waits for a hand-off between threads."""
         self.conn.send(P.HELLO, 0, [P.jpart({"pid": os.getpid(), "python": sys.executable})])
+        for i in range(threads - 1):
+            threading.Thread(target=self._serve_loop, daemon=True, name=f"rh-call-{i}").start()
+        self._serve_loop()
+
+    def _serve_loop(self) -> None:
         while True:
             try:
-                kind, rid, parts = self.conn.recv()
-            except EOFError:
-                return
-            if kind == P.DEFINE:
-                self._reply(rid, self._define, parts)
-            elif kind == P.DELETE:
-                gone = json.loads(parts[0])["name"]
-                self.objects.pop(gone, None)
-                self.kinds.pop(gone, None)
-                self.conn.send(P.RESULT, rid, [])
-            elif kind in (P.CALL, P.MAP):
-                self.pool.submit(self._run, kind, rid, parts)
-            elif kind == P.SHUTDOWN:
-                return
+                with self.conn.rlock:
+                    kind, rid, parts = self.conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)
+            self._handle(kind, rid, parts)
+
+    def _handle(self, kind, rid, parts) -> None:
+        if kind in (P.CALL, P.MAP):
+            self._run(kind, rid, parts)
+        elif kind == P.DEFINE:
+            self._reply(rid, self._define, parts)
+        elif kind == P.DELETE:
+            gone = json.loads(parts[0])["name"]
+            self.objects.pop(gone, None)
+            self.kinds.pop(gone, None)
+            self.conn.send(P.RESULT, rid, [])
+        elif kind == P.SHUTDOWN:
+            os._exit(0)
 
     def _reply(self, rid, fn, parts) -> None:
         try:
@@ -345,7 +355,7 @@ def main() -> None:
         os.chdir(cwd)
         if cwd not in sys.path:
             sys.path.insert(0, cwd)
-    Worker(sock_path, threads).serve()
+    Worker(sock_path, threads).serve(threads)
     os._exit(0)
 
 

@@ -142,10 +142,13 @@ class Client:
         )
 
     def _url(self, name: str, method: str) -> httpx.URL:
-        """Absolute call URLs, parsed once (httpx parses and merges every string URL)."""
+        """Absolute call URLs, parsed once (httpx parses and merges every string URL and
+        every params dict, which costs more than the rest of a trivial call's client side)."""
         url = self._urls.get((name, method))
         if url is None:
-            url = self._urls[(name, method)] = httpx.URL(f"{self.info.base_url}/{name}/{method}")
+            query = "?rh_shm=1" if self.info.shm_dir else ""
+            url = httpx.URL(f"{self.info.base_url}/{name}/{method}{query}")
+            self._urls[(name, method)] = url
         return url
 
     def post(self, name: str, method: str, parts: list, params: dict | None = None):
@@ -219,17 +222,31 @@ class Client:
     def server_log(self) -> str:
         return self.check(self.request("GET", "/logs")).text
 
-    def _body(self, args, kwargs) -> tuple[list, list[str]]:
+    def _body(self, args, kwargs, shm_names: list[str] | None = None) -> tuple[list, list[str]]:
         refs: list[str] = []
+        shm = self.info.shm_dir if shm_names is not None else None
         try:
-            return wire.dumps_pickle((args, kwargs), refs), refs
+            return wire.dumps_pickle((args, kwargs), refs, shm, shm_names), refs
         except Exception as e:
+            if shm_names:
+                from rh_core import shm as shared
+
+                shared.discard(shm, shm_names)
             raise errors.SerializationError(f"the arguments could not be pickled: {e}") from None
+
+    def _done(self, shm_names: list[str]) -> None:
+        """Remove shared buffers the server never took (the call failed before reading them)."""
+        if shm_names:
+            from rh_core import shm as shared
+
+            shared.discard(self.info.shm_dir, shm_names)
 
     def call(self, name: str, method: str, args=(), kwargs=None, *, stream_logs: bool = False,
              generator: bool = False, enqueue: bool = False) -> Any:
         """Run ``name.method(*args, **kwargs)`` on the cluster and return its result."""
-        parts, refs = self._body(args, kwargs or {})
+        shm = self.info.shm_dir
+        names: list[str] = []
+        parts, refs = self._body(args, kwargs or {}, names if shm else None)
         params = {}
         if refs:
             params["rh_refs"] = ",".join(refs)
@@ -237,33 +254,40 @@ class Client:
             params["rh_enqueue"] = "1"
         if generator:
             params["rh_stream"] = "1"
-            return self._stream(name, method, parts, params, {})
+            return self._stream(name, method, parts, params, {}, names)
         if stream_logs:
             params["rh_stream"] = "1"
             holder: dict = {}
-            for _ in self._stream(name, method, parts, params, holder):
+            for _ in self._stream(name, method, parts, params, holder, names):
                 pass
             return holder.get("result")
-        return wire.loads_pickle(self.post(name, method, parts, params))
+        try:
+            return wire.loads_pickle(self.post(name, method, parts, params), shm=shm)
+        finally:
+            self._done(names)
 
-    def _stream(self, name, method, parts, params, holder: dict) -> Iterator[Any]:
-        with self.http.stream("POST", self._url(name, method), content=_content(parts),
-                              params=params) as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self.check(resp)
-            for kind, payload in wire.iter_frames(resp.iter_bytes()):
-                if kind == wire.LOG:
-                    entry = json.loads(payload)
-                    out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
-                    out.write(entry["text"])
-                    out.flush()
-                elif kind == wire.ITEM:
-                    yield wire.loads_pickle(payload)
-                elif kind == wire.RESULT:
-                    holder["result"] = wire.loads_pickle(payload) if payload else None
-                elif kind == wire.ERROR:
-                    raise rebuild_error(json.loads(payload), 500, self.cluster_name)
+    def _stream(self, name, method, parts, params, holder: dict, names: list[str]) -> Iterator[Any]:
+        shm = self.info.shm_dir
+        try:
+            with self.http.stream("POST", self._url(name, method), content=_content(parts),
+                                  params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    self.check(resp)
+                for kind, payload in wire.iter_frames(resp.iter_bytes()):
+                    if kind == wire.LOG:
+                        entry = json.loads(payload)
+                        out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
+                        out.write(entry["text"])
+                        out.flush()
+                    elif kind == wire.ITEM:
+                        yield wire.loads_pickle(payload, shm=shm)
+                    elif kind == wire.RESULT:
+                        holder["result"] = wire.loads_pickle(payload, shm=shm) if payload else None
+                    elif kind == wire.ERROR:
+                        raise rebuild_error(json.loads(payload), 500, self.cluster_name)
+        finally:
+            self._done(names)
 
     def call_async(self, name: str, method: str, args=(), kwargs=None, *, run_key: str,
                    enqueue: bool = False) -> str:
@@ -295,20 +319,26 @@ class Client:
             return []
         n_chunks = min(len(items), 64)
         size = -(-len(items) // n_chunks)
-        chunks, offsets, refs = [], [], []
-        for start in range(0, len(items), size):
-            try:
-                chunks.append(wire.joined(wire.dumps_pickle(items[start:start + size], refs)))
-            except Exception as e:
-                raise errors.SerializationError(f"map items could not be pickled: {e}") from None
-            offsets.append(start)
-        params = {"rh_map": "1", "rh_offsets": json.dumps(offsets)}
-        if refs:
-            params["rh_refs"] = ",".join(refs)
-        out: list = []
-        for part in wire.unpack_parts(self.post(name, method, wire.pack_parts(chunks), params)):
-            out.extend(wire.loads_pickle(part))
-        return out
+        shm = self.info.shm_dir
+        chunks, offsets, refs, names = [], [], [], []
+        try:
+            for start in range(0, len(items), size):
+                try:
+                    chunk = wire.dumps_pickle(items[start:start + size], refs, shm, names)
+                except Exception as e:
+                    raise errors.SerializationError(f"map items could not be pickled: {e}") from None
+                chunks.append(wire.joined(chunk))
+                offsets.append(start)
+            params = {"rh_map": "1", "rh_offsets": json.dumps(offsets)}
+            if refs:
+                params["rh_refs"] = ",".join(refs)
+            out: list = []
+            body = self.post(name, method, wire.pack_parts(chunks), params)
+            for part in wire.unpack_parts(body):
+                out.extend(wire.loads_pickle(part, shm=shm))
+            return out
+        finally:
+            self._done(names)
 
 
 BIG = 1 << 20

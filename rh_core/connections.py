@@ -20,7 +20,8 @@ class NoneConnection(ConnectionType):
         host = self.endpoint.host
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
-        return ConnectionInfo(f"http://{_host(host)}:{self.endpoint.port}", verify=False)
+        return ConnectionInfo(f"http://{_host(host)}:{self.endpoint.port}", verify=False,
+                              shm_dir=self.endpoint.shm_dir)
 
 
 class TlsConnection(ConnectionType):
@@ -35,7 +36,8 @@ class TlsConnection(ConnectionType):
             host = "localhost"
         if cert is False:
             raise ConfigError("tls connections always verify the certificate")
-        return ConnectionInfo(f"https://{_host(host)}:{self.endpoint.port}", verify=cert or True)
+        return ConnectionInfo(f"https://{_host(host)}:{self.endpoint.port}", verify=cert or True,
+                              shm_dir=self.endpoint.shm_dir)
 
 
 @hookimpl

@@ -33,6 +33,8 @@ class Endpoint:
     port: int
     #: Token the client presents to the server (owner token); never written to configs.
     token: str | None = attrs.field(default=None, repr=False)
+    #: A shared-memory folder the server also uses, when it runs on the client's machine.
+    shm_dir: str | None = None
 
 
 @attrs.frozen
@@ -42,6 +44,8 @@ class ConnectionInfo:
     base_url: str
     #: ``True`` (system CAs), a path to a CA/certificate file, or ``False`` only for plain http.
     verify: bool | str = True
+    #: Shared-memory folder for large buffers (same machine only; see ``rh_core.shm``).
+    shm_dir: str | None = None
 
 
 class ComputeProvider(ABC):

@@ -8,6 +8,7 @@ record. A record whose process is gone (or answers as someone else) is replaced.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -22,6 +23,7 @@ from typing import ClassVar
 import attrs
 import httpx
 
+from rh_core import shm
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.hookspecs import hookimpl
 from rh_core.interfaces import ComputeProvider, Endpoint
@@ -96,7 +98,12 @@ class LocalProvider(ComputeProvider):
         rec = self._record()
         if not rec or not _alive(int(rec["pid"])):
             return None
-        return Endpoint(rec["host"], int(rec["port"]), self._token())
+        return Endpoint(rec["host"], int(rec["port"]), self._token(), rec.get("shm_dir"))
+
+    def _shm_dir(self) -> str | None:
+        key = hashlib.sha256(str(self.folder).encode()).hexdigest()[:12]
+        folder = shm.folder_for(key)
+        return str(folder) if folder else None
 
     def _healthy(self, ep: Endpoint, pid: int) -> bool:
         try:
@@ -133,6 +140,9 @@ class LocalProvider(ComputeProvider):
                "--record", str(self.record_path), "--log-file", str(self.log_path)]
         if self.cluster.den_auth:
             cmd.append("--den-auth")
+        shm_dir = self._shm_dir()
+        if shm_dir:
+            cmd += ["--shm-dir", shm_dir]
         env = dict(os.environ, RH_SERVER_TOKEN=token)
         with open(self.log_path, "ab") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -142,7 +152,7 @@ class LocalProvider(ComputeProvider):
         while time.monotonic() < deadline:
             rec = self._record()
             if rec and rec.get("pid") == proc.pid:
-                return Endpoint(rec["host"], int(rec["port"]), token)
+                return Endpoint(rec["host"], int(rec["port"]), token, rec.get("shm_dir"))
             if proc.poll() is not None:
                 break
             time.sleep(0.01)

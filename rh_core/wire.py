@@ -28,6 +28,7 @@ NDJSON_CT = "application/x-ndjson"
 SERIALIZATIONS = {"pickle": PICKLE_CT, "json": JSON_CT}
 
 _MAGIC = b"RHP5"
+_MAGIC_SHM = b"RHS5"  # some buffers are in shared-memory files (see rh_core.shm)
 _HEAD = struct.Struct("!4sIQ")
 _LEN = struct.Struct("!Q")
 FRAME_HEAD = struct.Struct("!cQ")
@@ -69,39 +70,70 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
 
 
-def dumps_pickle(obj: Any, refs: list[str] | None = None) -> list[bytes | memoryview]:
+def dumps_pickle(obj: Any, refs: list[str] | None = None, shm: str | None = None,
+                 shm_names: list[str] | None = None) -> list[bytes | memoryview]:
     """Serialize ``obj`` into body parts (send them in order, without joining them).
 
     Run handles found in ``obj`` are written as references and their keys appended to ``refs``.
+    With ``shm`` (a shared-memory folder), large buffers go there and only their names travel;
+    the names are appended to ``shm_names``.
     """
     buffers: list[pickle.PickleBuffer] = []
     out = io.BytesIO()
     _Pickler(out, refs, protocol=5, buffer_callback=buffers.append).dump(obj)
     main = out.getbuffer()
-    raws = [b.raw() for b in buffers]
-    head = _HEAD.pack(_MAGIC, len(raws), main.nbytes) + b"".join(
-        _LEN.pack(r.nbytes) for r in raws
+    raws: list = [b.raw() for b in buffers]
+    flags = bytearray(len(raws))
+    if shm is not None:
+        from rh_core import shm as shared
+
+        for i, raw in enumerate(raws):
+            if raw.nbytes >= shared.MIN_SIZE:
+                name = shared.write(shm, raw)
+                if shm_names is not None:
+                    shm_names.append(name)
+                raws[i] = f"{name}:{raw.nbytes}".encode()
+                flags[i] = 1
+    magic = _MAGIC_SHM if any(flags) else _MAGIC
+    head = _HEAD.pack(magic, len(raws), main.nbytes) + b"".join(
+        _LEN.pack(r.nbytes if isinstance(r, memoryview) else len(r)) for r in raws
     )
+    if magic == _MAGIC_SHM:
+        head += bytes(flags)
     return [head, main, *raws]
 
 
-def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None):
-    """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy)."""
+def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None,
+                 shm: str | None = None):
+    """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy), or into the
+    shared-memory files it names (only taken from the ``shm`` folder)."""
     view = memoryview(data)
     if view.nbytes < _HEAD.size:
         raise ValueError("pickle body is too short")
     magic, nbufs, main_len = _HEAD.unpack_from(view)
-    if magic != _MAGIC:
+    if magic not in (_MAGIC, _MAGIC_SHM):
         raise ValueError("body is not an rh pickle body (bad magic)")
     pos = _HEAD.size
     sizes = [_LEN.unpack_from(view, pos + 8 * i)[0] for i in range(nbufs)]
     pos += 8 * nbufs
+    flags = bytes(nbufs)
+    if magic == _MAGIC_SHM:
+        flags = bytes(view[pos : pos + nbufs])
+        pos += nbufs
     main = view[pos : pos + main_len]
     pos += main_len
     bufs = []
-    for size in sizes:
-        bufs.append(view[pos : pos + size])
+    for size, flag in zip(sizes, flags, strict=True):
+        buf = view[pos : pos + size]
         pos += size
+        if flag:
+            if shm is None:
+                raise ValueError("the body names shared-memory buffers, which this side cannot use")
+            from rh_core import shm as shared
+
+            name, _, length = bytes(buf).decode().partition(":")
+            buf = shared.take(shm, name, int(length))
+        bufs.append(buf)
     if pos != view.nbytes:
         raise ValueError("pickle body length does not match its header")
     return _Unpickler(io.BytesIO(main), refs, buffers=bufs).load()
@@ -131,7 +163,7 @@ def iter_frames(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
             end = FRAME_HEAD.size + size
             if len(buf) < end:
                 break
-            yield kind, bytes(buf[FRAME_HEAD.size : end])
+            yield kind, buf[FRAME_HEAD.size : end]
             del buf[:end]
     if buf:
         raise ValueError("stream ended inside a frame")

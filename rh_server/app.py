@@ -162,6 +162,9 @@ def build_app(state: ServerState):
         refs = [r for r in q.get("rh_refs", "").split(",") if r]
         header = {"name": name, "method": method, "ser": ser, "refs": refs}
         enqueue = _flag(request, "rh_enqueue")
+        shm_dir = state.ctx.settings.get("shm_dir")
+        if shm_dir and ser == "pickle" and _flag(request, "rh_shm") and not _flag(request, "rh_async"):
+            header["shm"] = shm_dir  # the caller shares this machine: large results go there
 
         if _flag(request, "rh_map"):
             if ser != "pickle":

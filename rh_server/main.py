@@ -33,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", default=None, help="write {pid, host, port} here once listening")
     p.add_argument("--log-file", default=None, help="the server's own log file")
     p.add_argument("--den-auth", action="store_true", help="require a token on every route")
+    p.add_argument("--shm-dir", default=None,
+                   help="private shared-memory folder for large buffers of same-machine clients")
     return p.parse_args(argv)
 
 
@@ -59,7 +61,13 @@ def main(argv=None) -> None:
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
     ctx = ServerContext(host=args.host, port=port, rh_home=home, cluster_name=args.name,
-                        den_auth=args.den_auth, settings={"log_file": args.log_file})
+                        den_auth=args.den_auth,
+                        settings={"log_file": args.log_file, "shm_dir": args.shm_dir})
+    if args.shm_dir:
+        from rh_core import shm
+
+        shm.clear(args.shm_dir)
+        os.environ["RH_SHM_DIR"] = args.shm_dir
     asyncio.run(serve(ctx, sock, token, args.record))
 
 
@@ -90,6 +98,7 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
         write_private(Path(record), json.dumps({
             "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,
             "started": time.time(), "python": sys.executable, "log_file": ctx.settings["log_file"],
+            "shm_dir": ctx.settings.get("shm_dir"),
         }))
     log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
              ctx.cluster_name, ctx.host, ctx.port, os.getpid())
@@ -97,6 +106,10 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
     finally:
         await state.shutdown()
+        if ctx.settings.get("shm_dir"):
+            from rh_core import shm
+
+            shm.clear(ctx.settings["shm_dir"], remove=True)
         try:
             pm.hook.rh_server_shutdown(server=ctx)
         except Exception:  # noqa: BLE001 - documented: logged and ignored

@@ -76,6 +76,8 @@ class _RunStream(io.TextIOBase):
 
 
 NotFound = P.NotFound
+#: The server's shared-memory folder: the only place argument buffers are taken from.
+_SHM = os.environ.get("RH_SHM_DIR") or None
 
 
 class Worker:
@@ -248,13 +250,15 @@ class Worker:
                     resolved[key] = wire.loads_pickle(refs[key])
                 return resolved[key]
 
-            return wire.loads_pickle(body, resolve) if len(body) else ((), {})
+            return wire.loads_pickle(body, resolve, shm=_SHM) if len(body) else ((), {})
         data = json.loads(body) if len(body) else {}
         return data.get("args", []), data.get("kwargs", {})
 
-    def _encode(self, ser: str, value) -> list:
+    def _encode(self, ser: str, value, shm: str | None = None) -> list:
         try:
-            return wire.dumps_pickle(value) if ser == "pickle" else [wire.dumps_json(value)]
+            if ser == "pickle":
+                return wire.dumps_pickle(value, shm=shm)
+            return [wire.dumps_json(value)]
         except Exception as e:
             hint = "; call it from Python (pickle) or return JSON types" if ser == "json" else ""
             err = wire.SerializationFailure(
@@ -284,11 +288,11 @@ class Worker:
             items = self._iterate(value)
             if header.get("stream"):
                 for item in items:
-                    self.conn.send(P.ITEM, rid, self._encode(ser, item))
+                    self.conn.send(P.ITEM, rid, self._encode(ser, item, header.get("shm")))
                 value = None
             else:
                 value = list(items)
-        out = self._encode(ser, value)
+        out = self._encode(ser, value, header.get("shm"))
         self._flush(rid)
         self.conn.send(P.RESULT, rid, out)
 
@@ -319,7 +323,7 @@ class Worker:
             except BaseException as e:
                 e.add_note(f"(in map item {header.get('offset', 0) + i})")
                 raise
-        out = self._encode("pickle", results)
+        out = self._encode("pickle", results, header.get("shm"))
         self._flush(rid)
         self.conn.send(P.RESULT, rid, out)
 

@@ -250,3 +250,32 @@ def test_saving_under_another_name_keeps_calling_the_served_function(local):
     f = rh.function(userfns.add).to(local)
     f.save("~/my-adder")
     assert rh.load("~/my-adder")(2, 2) == 4
+
+
+def test_large_arrays_go_through_shared_memory_and_come_back_writable(local):
+    import numpy as np
+
+    shm_dir = local.client().info.shm_dir
+    assert shm_dir and shm_dir.startswith("/dev/shm/")
+    f = rh.function(userfns.echo).to(local)
+    arr = np.arange(4_000_000, dtype=np.float64)  # 32 MB: above the shared-memory threshold
+    out = f(arr)
+    assert np.array_equal(out, arr) and out.flags.writeable
+    out[0] = -1.0  # copy-on-write: changing it locally touches nothing shared
+    assert f.map([arr[:10], arr])[1][0] == 0.0
+    boom = rh.function(userfns.boom).to(local)
+    with pytest.raises(ValueError):
+        boom(arr)
+    from pathlib import Path
+
+    assert list(Path(shm_dir).glob("b-*")) == []  # every buffer was taken or cleaned up
+
+
+def test_large_arrays_through_remote_handles(local):
+    import numpy as np
+
+    f = rh.function(userfns.echo).to(local)
+    arr = np.ones(3_000_000)
+    handle = f.remote(arr)
+    assert np.array_equal(rh.get(handle), arr)
+    assert np.array_equal(rh.get(handle), arr)  # a kept result can be fetched again

@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class Worker:
         lock (another thread starts reading) and handles the message itself, so a call never
         waits for a hand-off between threads."""
         self.conn.send(P.HELLO, 0, [P.jpart({"pid": os.getpid(), "python": sys.executable})])
+        threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
         for i in range(threads - 1):
             threading.Thread(target=self._serve_loop, daemon=True, name=f"rh-call-{i}").start()
         self._serve_loop()
@@ -344,6 +346,13 @@ class Worker:
         payload = wire.error_payload(exc, kind, text)
         pickled = wire.pickled_exception(exc) if kind == "user" else None
         self.conn.send(P.ERROR, rid, [P.jpart(payload)] + ([pickled] if pickled else []))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker never outlives its server, even when every thread is busy in a call."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _kind(exc: BaseException, kind: str) -> BaseException:

@@ -102,3 +102,40 @@ def test_status_of_a_cluster_that_is_not_up(own_cluster):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0
     assert "unknown cluster 'nosuch'" in out.stderr
+
+
+def test_server_killed_mid_session_is_brought_back_on_the_next_call(own_cluster):
+    f = rh.function(userfns.concat).to(own_cluster)
+    assert f("a", "b") == "ab"
+    pid = own_cluster.client().health()["pid"]
+    os.kill(pid, 9)  # the server dies without cleaning up: its record is stale now
+    import time
+
+    time.sleep(0.5)  # a call racing the kill itself fails with "outcome is unknown" (next test)
+    assert f("c", "d") == "cd"  # the client reconnects to a new server, which serves f again
+    assert own_cluster.client().health()["pid"] != pid
+
+
+def test_call_when_the_server_dies_fails_clearly(own_cluster):
+    f = rh.function(userfns.sleep_then).to(own_cluster)
+    import threading
+
+    errors = []
+
+    def slow():
+        try:
+            f("x", 3)
+        except Exception as e:  # noqa: BLE001 - what the user sees
+            errors.append(e)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    import time
+
+    time.sleep(0.5)
+    os.kill(own_cluster.client().health()["pid"], 9)  # the server dies while the call runs
+    t.join(30)
+    assert errors and isinstance(errors[0], (rh.ConnectionFailedError, rh.WorkerCrashedError))
+    assert "outcome is unknown" in str(errors[0])
+    time.sleep(0.5)
+    assert f("y", 0) == "y"  # the next call brings the server back

@@ -5,6 +5,8 @@ to server to worker and back) and is parsed in 64 KiB pieces on the way. Instead
 least :data:`MIN_SIZE` bytes is written once into a file under a private folder in ``/dev/shm``
 and only its file name travels in the pickle body. The receiver maps the file (copy-on-write, so
 its array is writable) and removes the name at once; the mapping lives as long as the array.
+A buffer that does not fit (``/dev/shm`` full) travels inline; ``RH_SHM=off`` turns this off
+for clusters started afterwards.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ ROOT = Path("/dev/shm")
 
 
 def folder_for(cluster_key: str) -> Path | None:
-    """A private folder for one cluster's shared buffers, or None where /dev/shm is missing."""
+    """A private folder for one cluster's shared buffers; None where /dev/shm is missing or
+    ``RH_SHM=off`` is set."""
+    if os.environ.get("RH_SHM", "").lower() in ("0", "off", "no", "false"):
+        return None
     if not ROOT.is_dir() or not os.access(ROOT, os.W_OK):
         return None
     path = ROOT / f"rh-{os.getuid()}-{cluster_key}"

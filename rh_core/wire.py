@@ -89,7 +89,10 @@ def dumps_pickle(obj: Any, refs: list[str] | None = None, shm: str | None = None
 
         for i, raw in enumerate(raws):
             if raw.nbytes >= shared.MIN_SIZE:
-                name = shared.write(shm, raw)
+                try:
+                    name = shared.write(shm, raw)
+                except OSError:  # /dev/shm full or gone: this buffer travels inline
+                    continue
                 if shm_names is not None:
                     shm_names.append(name)
                 raws[i] = f"{name}:{raw.nbytes}".encode()

@@ -279,3 +279,18 @@ def test_large_arrays_through_remote_handles(local):
     handle = f.remote(arr)
     assert np.array_equal(rh.get(handle), arr)
     assert np.array_equal(rh.get(handle), arr)  # a kept result can be fetched again
+
+
+def test_shared_memory_full_falls_back_to_inline(local, monkeypatch):
+    """A full /dev/shm is simulated at the library boundary (shm.write raising ENOSPC)."""
+    import numpy as np
+
+    from rh_core import shm
+
+    def full(folder, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shm, "write", full)
+    f = rh.function(userfns.echo).to(local)
+    arr = np.arange(300_000, dtype=np.float64)
+    assert np.array_equal(f(arr), arr)

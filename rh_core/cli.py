@@ -104,6 +104,39 @@ def logs(name: str = typer.Argument("local")) -> None:
     typer.echo(_cluster(name).logs(), nl=False)
 
 
+token_app = typer.Typer(help="Tokens that let other users call a cluster's functions.",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+@friendly
+def token_create(
+    user: str = typer.Argument(..., help="who the token is for"),
+    cluster: str = typer.Option("local", "--cluster", "-c"),
+    access: str = typer.Option("read", help="read (call) or write (also put/delete code)"),
+    resource: list[str] = typer.Option(None, "--resource", "-r",
+                                       help="a served name (repeat); all when omitted"),
+) -> None:
+    """Mint a token; it is printed once and only its hash is kept on the cluster."""
+    typer.echo(_cluster(cluster).grant(user, access, resource or None))
+
+
+@token_app.command("list")
+@friendly
+def token_list(cluster: str = typer.Option("local", "--cluster", "-c")) -> None:
+    """List the tokens given on a cluster (never the tokens themselves)."""
+    typer.echo(json.dumps(_cluster(cluster).tokens(), indent=2))
+
+
+@token_app.command("revoke")
+@friendly
+def token_revoke(who: str = typer.Argument(..., help="a user, or a token id"),
+                 cluster: str = typer.Option("local", "--cluster", "-c")) -> None:
+    """Revoke a user's tokens (or one token by id)."""
+    typer.echo(f"revoked: {', '.join(_cluster(cluster).revoke(who))}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -219,6 +219,18 @@ class Client:
     def delete(self, name: str) -> None:
         self.check(self.request("DELETE", f"/{name}"))
 
+    def create_token(self, user: str, access: str, resources: list[str]) -> dict:
+        body = json.dumps({"user": user, "access": access, "resources": resources})
+        resp = self.request("POST", "/auth/tokens", content=body,
+                            headers={"Content-Type": wire.JSON_CT})
+        return self.check(resp).json()
+
+    def list_tokens(self) -> list[dict]:
+        return self.get_json("/auth/tokens")["tokens"]
+
+    def revoke_token(self, who: str) -> list[str]:
+        return self.check(self.request("DELETE", f"/auth/tokens/{who}")).json()["revoked"]
+
     def server_log(self) -> str:
         return self.check(self.request("GET", "/logs")).text
 

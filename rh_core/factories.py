@@ -32,6 +32,8 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
         if not isinstance(loaded, Cluster):
             raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a cluster")
         return loaded
+    if "host" in fields:  # the short form users write
+        fields["server_host"] = fields.pop("host")
     if provider is None:
         provider = "byo" if fields.get("ips") else "local"
     cls = registry().provider(provider).cluster_class

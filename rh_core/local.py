@@ -12,7 +12,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -23,11 +22,11 @@ from typing import ClassVar
 import attrs
 import httpx
 
-from rh_core import shm
+from rh_core import shm, tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.hookspecs import hookimpl
 from rh_core.interfaces import ComputeProvider, Endpoint
-from rh_core.paths import rh_home, write_private
+from rh_core.paths import rh_home
 from rh_core.resources.cluster import Cluster
 
 START_TIMEOUT = 60.0
@@ -86,13 +85,7 @@ class LocalProvider(ComputeProvider):
             return None
 
     def _token(self) -> str:
-        path = self.folder / "token"
-        try:
-            return path.read_text().strip()
-        except FileNotFoundError:
-            token = secrets.token_urlsafe(32)
-            write_private(path, token)
-            return token
+        return tokens.cluster_token(f"local:{self.folder}")
 
     def endpoint(self) -> Endpoint | None:
         rec = self._record()

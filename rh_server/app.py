@@ -59,7 +59,7 @@ def _json_args(body: bytes) -> bytes:
         return b""
     try:
         data = json.loads(body)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise HTTPProblem(400, "bad_request", f"the body is not valid JSON: {e}") from None
     if isinstance(data, list):
         data = {"args": data, "kwargs": {}}
@@ -121,7 +121,7 @@ def build_app(state: ServerState):
         state.authorize(_token(request), name, AccessLevel.WRITE)
         try:
             spec = json.loads(await request.body())
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise HTTPProblem(400, "bad_request", f"the body is not valid JSON: {e}") from None
         if not isinstance(spec, dict):
             raise HTTPProblem(400, "bad_request", "the body must be a JSON object")
@@ -139,7 +139,7 @@ def build_app(state: ServerState):
     async def call(request: Request):
         name, method = request.path_params["name"], request.path_params["method"]
         token = _token(request)
-        authenticated = state.authorize(token, name, AccessLevel.READ)
+        state.authorize(token, name, AccessLevel.READ)
         if not state.restored.is_set():
             await state.restored.wait()
         res = state.lookup(name)
@@ -149,9 +149,11 @@ def build_app(state: ServerState):
             ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
             raw = await request.body()
             if ctype == wire.PICKLE_CT:
-                if not authenticated:
-                    raise HTTPProblem(401, "auth", "pickled arguments are accepted only from an "
-                                      "authenticated caller; send JSON or a bearer token")
+                if not state.may(token, name, AccessLevel.WRITE):
+                    raise HTTPProblem(
+                        401 if token is None else 403, "auth",
+                        "pickled arguments are accepted only from an authenticated caller with "
+                        "write access (unpickling runs code); send JSON instead")
                 ser, body = "pickle", raw
             elif ctype in (wire.JSON_CT, "text/plain", ""):
                 ser, body = "json", _json_args(raw)
@@ -174,7 +176,7 @@ def build_app(state: ServerState):
             except (ValueError, TypeError):
                 raise HTTPProblem(400, "bad_request", "rh_offsets must be a JSON list of ints") from None
             kind, got = await calls.run_map(state, res, header, body)
-            return _answer(kind, got, ser, authenticated)
+            return _answer(kind, got, ser, ser == "pickle")
 
         if _flag(request, "rh_async"):
             key = q.get("rh_run_key") or new_run_key(name)
@@ -182,14 +184,14 @@ def build_app(state: ServerState):
                 raise HTTPProblem(400, "bad_request", f"bad or reused run key {key!r:.80}")
             run = state.runs.add(Run(key, name, method, ser))
             header["logs"] = True
-            state.spawn(calls.run_to_store(state, run, res, header, body, enqueue, authenticated))
+            state.spawn(calls.run_to_store(state, run, res, header, body, enqueue, ser == "pickle"))
             return JSONResponse({"run_key": key}, status_code=202)
 
         if _flag(request, "rh_stream"):
             header["logs"] = header["stream"] = True
             media = wire.NDJSON_CT if ser == "json" else wire.STREAM_CT
             return StreamingResponse(
-                calls.stream_frames(state, res, header, body, authenticated, enqueue),
+                calls.stream_frames(state, res, header, body, ser == "pickle", enqueue),
                 media_type=media,
             )
 
@@ -198,7 +200,7 @@ def build_app(state: ServerState):
                 state, name, lambda: calls.collect(state, res, header, body))
         else:
             kind, got = await calls.collect(state, res, header, body)
-        return _answer(kind, got, ser, authenticated)
+        return _answer(kind, got, ser, ser == "pickle")
 
     async def get_run(request: Request):
         key = request.path_params["key"]
@@ -243,6 +245,45 @@ def build_app(state: ServerState):
 
         return StreamingResponse(lines(), media_type="text/plain")
 
+    def _owner(request: Request) -> None:
+        token = _token(request)
+        if not state.is_owner(token):
+            raise HTTPProblem(401 if token is None else 403, "auth",
+                              "only the cluster's owner may manage its tokens")
+
+    async def create_token(request: Request):
+        _owner(request)
+        try:
+            spec = json.loads(await request.body())
+            user = spec["user"]
+            access = AccessLevel(spec.get("access", "read"))
+            resources = spec.get("resources") or ["*"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise HTTPProblem(400, "bad_request", "give {'user': NAME, 'access': 'read'|'write', "
+                              f"'resources': [NAMES or '*']}} ({e})") from None
+        if not isinstance(user, str) or not user or len(user) > 200 or access == AccessLevel.NONE:
+            raise HTTPProblem(400, "bad_request", "user must be a name and access read or write")
+        for r in resources:
+            if r != "*":
+                check_name(r, "resource name")
+        entry, token = state.grants.create(user, {r: access.value for r in resources})
+        log.info("token %s created for user %s (%s on %s)", entry["id"], user, access.value,
+                 ",".join(resources))
+        return JSONResponse({**entry, "token": token}, status_code=201)
+
+    async def list_tokens(request: Request):
+        _owner(request)
+        return JSONResponse({"tokens": state.grants.list()})
+
+    async def revoke_token(request: Request):
+        _owner(request)
+        gone = state.grants.revoke(request.path_params["who"])
+        if not gone:
+            raise HTTPProblem(404, "not_found", "no token with that id or user")
+        state.forget_auth()
+        log.info("tokens revoked: %s", ",".join(gone))
+        return JSONResponse({"revoked": gone})
+
     def _run(key: str) -> Run:
         run = state.runs.get(key)
         if run is None:
@@ -251,11 +292,15 @@ def build_app(state: ServerState):
                               f"deleted, or the server restarted since")
         return run
 
-    # The call route comes early (it is the hot path); only /runs/... can also match it.
+    # The call route comes early (it is the hot path); only /runs/... and /auth/... can also
+    # match it, so they come first.
     routes = [
         Route("/health", guarded(health), methods=["GET"]),
         Route("/runs/{key}", guarded(get_run), methods=["GET"]),
         Route("/runs/{key}", guarded(delete_run), methods=["DELETE"]),
+        Route("/auth/tokens", guarded(create_token), methods=["POST"]),
+        Route("/auth/tokens", guarded(list_tokens), methods=["GET"]),
+        Route("/auth/tokens/{who}", guarded(revoke_token), methods=["DELETE"]),
         Route("/{name}/{method}", guarded(call), methods=["GET", "POST"]),
         Route("/runs/{key}/logs", guarded(run_logs), methods=["GET"]),
         Route("/openapi.json", guarded(openapi), methods=["GET"]),
@@ -275,7 +320,7 @@ def build_app(state: ServerState):
         if scope["type"] == "http" and scope["method"] in ("GET", "POST"):
             _, _, rest = scope["path"].partition("/")
             name, slash, method = rest.partition("/")
-            if slash and name and method and name != "runs" and "/" not in method:
+            if slash and name and method and name not in ("runs", "auth") and "/" not in method:
                 scope["path_params"] = {"name": name, "method": method}
                 response = await guarded_call(Request(scope, receive))
                 await response(scope, receive, send)

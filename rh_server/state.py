@@ -17,13 +17,16 @@ from rh_core.interfaces import AccessLevel, ServerContext
 from rh_core.paths import write_private
 from rh_server import protocol as P
 from rh_server.envs import env_python
+from rh_server.grants import GrantsAuth, TokenStore
 from rh_server.pool import EnvPool, WorkerDied
 from rh_server.runs import RunStore
 
 log = logging.getLogger("rh_server")
 
+AUTH_CACHE_SECONDS = 10.0
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
-RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources"}
+RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources",
+            "auth"}
 KINDS = {"function", "class", "instance"}
 
 
@@ -68,19 +71,48 @@ class ServerState:
         self.home = ctx.rh_home
         self.store = self.home / "server" / ctx.cluster_name / "resources"
         self.restored = asyncio.Event()
+        self._auth_cache: dict[tuple, tuple[bool | None, float]] = {}
+        self.grants = TokenStore(self.home / "server" / ctx.cluster_name / "tokens.json")
+        pm.register(GrantsAuth(self.grants), name="rh_server.grants")
 
     # -------------------------------------------------------------- auth
+
+    def is_owner(self, token: str | None) -> bool:
+        return bool(token and self.token and hmac.compare_digest(token, self.token))
+
+    def _verdict(self, token: str | None, resource: str, needed: AccessLevel) -> bool | None:
+        """The auth hook's answer, cached for a short time (a plugin may ask a remote service)."""
+        key = (token, resource, needed)
+        hit = self._auth_cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        verdict = self.pm.hook.rh_server_auth_check(
+            token=token, resource=resource, access=needed, server=self.ctx
+        )
+        if len(self._auth_cache) > 10_000:
+            self._auth_cache.clear()
+        self._auth_cache[key] = (verdict, now + AUTH_CACHE_SECONDS)
+        return verdict
+
+    def forget_auth(self) -> None:
+        """Drop cached verdicts (after a grant is revoked)."""
+        self._auth_cache.clear()
+
+    def may(self, token: str | None, resource: str, needed: AccessLevel) -> bool:
+        """Whether ``token`` has ``needed`` access on ``resource`` (no error raised)."""
+        if self.is_owner(token):
+            return True
+        return token is not None and self._verdict(token, resource, needed) is True
 
     def authorize(self, token: str | None, resource: str, needed: AccessLevel) -> bool:
         """Whether ``token`` may use ``resource`` at ``needed`` level; raises 401/403 if not.
 
-        Returns whether the caller is authenticated (only they may send pickle).
+        Returns whether the caller presented a token that was accepted.
         """
-        if token and self.token and hmac.compare_digest(token, self.token):
+        if self.is_owner(token):
             return True
-        verdict = self.pm.hook.rh_server_auth_check(
-            token=token, resource=resource, access=needed, server=self.ctx
-        )
+        verdict = self._verdict(token, resource, needed)
         if verdict is True:
             return token is not None
         if verdict is None and token is None and not self.ctx.den_auth and needed == AccessLevel.READ:

@@ -15,7 +15,9 @@ import inspect
 import io
 import json
 import os
+import pickle
 import socket
+import struct
 import sys
 import threading
 import time
@@ -243,6 +245,13 @@ class Worker:
             s.flush_run(rid)
 
     def _args(self, header, body, refs):
+        try:
+            return self._decode_args(header, body, refs)
+        except (pickle.UnpicklingError, ValueError, EOFError, RecursionError, struct.error) as e:
+            raise _kind(ValueError(f"the arguments could not be decoded: {e}"), "bad_request") \
+                from None
+
+    def _decode_args(self, header, body, refs):
         ser = header["ser"]
         if ser == "pickle":
             resolved = {}

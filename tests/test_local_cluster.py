@@ -45,8 +45,9 @@ def test_first_use_starts_and_records_the_server(own_cluster, rh_home):
     assert record["pid"] == own_cluster.client().health()["pid"]
     assert record["host"] == "127.0.0.1"
     assert "token" not in record
-    token_file = rh_home / "clusters" / own_cluster.name / "token"
-    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    token = own_cluster.client().http.headers["authorization"].split()[1]
+    assert token not in (rh_home / "clusters" / own_cluster.name / "server.json").read_text()
+    assert oct((rh_home / "secrets" / "owner.key").stat().st_mode & 0o777) == "0o600"
 
 
 def test_stale_record_is_replaced(own_cluster, rh_home):

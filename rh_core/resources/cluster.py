@@ -119,6 +119,23 @@ class Cluster(Resource):
         """Stop serving ``name`` on the cluster."""
         self.client().delete(name)
 
+    def grant(self, user: str, access_level: str = "read",
+              resources: list[str] | None = None) -> str:
+        """Mint a token for ``user`` with ``read`` (call functions) or ``write`` (also put and
+        delete code) access on ``resources`` (names; all when None). Returns the token; only
+        its hash is kept on the cluster, so it cannot be shown again."""
+        if access_level not in ("read", "write"):
+            raise ConfigError(f"access_level must be 'read' or 'write', got {access_level!r}")
+        return self.client().create_token(user, access_level, list(resources or ["*"]))["token"]
+
+    def revoke(self, user_or_token_id: str) -> list[str]:
+        """Revoke every token of a user (or one token by its id); returns the revoked ids."""
+        return self.client().revoke_token(user_or_token_id)
+
+    def tokens(self) -> list[dict]:
+        """Tokens given to other users: id, user, grants, created (never the token itself)."""
+        return self.client().list_tokens()
+
     def logs(self) -> str:
         """The server's own log."""
         text = self.provider.server_log()

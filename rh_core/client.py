@@ -7,6 +7,7 @@ import builtins
 import importlib
 import json
 import pickle
+import ssl
 import sys
 from typing import Any, Callable, Iterator
 
@@ -94,8 +95,11 @@ class Client:
         self._urls: dict[tuple[str, str], httpx.URL] = {}
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         headers["Content-Type"] = wire.PICKLE_CT
+        verify = info.verify
+        if isinstance(verify, str):  # trust exactly this certificate (file)
+            verify = ssl.create_default_context(cafile=verify)
         self.http = httpx.Client(
-            base_url=info.base_url, headers=headers, verify=info.verify,
+            base_url=info.base_url, headers=headers, verify=verify,
             timeout=httpx.Timeout(None, connect=15.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rh_core.errors import ConfigError
 from rh_core.hookspecs import hookimpl
 from rh_core.interfaces import ConnectionInfo, ConnectionType
+from rh_core.tls import is_self_signed
 
 
 def _host(host: str) -> str:
@@ -30,13 +33,19 @@ class TlsConnection(ConnectionType):
     name = "tls"
 
     def open(self) -> ConnectionInfo:
-        cert = getattr(self.cluster, "ssl_certfile", None)
-        host = self.endpoint.host
+        cert = self.endpoint.tls_cert or getattr(self.cluster, "ssl_certfile", None)
+        host = self.cluster.domain or self.endpoint.host
         if host in ("0.0.0.0", "::"):
-            host = "localhost"
-        if cert is False:
-            raise ConfigError("tls connections always verify the certificate")
-        return ConnectionInfo(f"https://{_host(host)}:{self.endpoint.port}", verify=cert or True,
+            host = "127.0.0.1"
+        # A self-signed certificate is its own trust anchor; one from a CA is checked against
+        # the system's CAs. Never verify=False.
+        verify: bool | str = True
+        if cert:
+            if not Path(cert).is_file():
+                raise ConfigError(f"ssl_certfile {cert} does not exist")
+            if is_self_signed(cert):
+                verify = str(cert)
+        return ConnectionInfo(f"https://{_host(host)}:{self.endpoint.port}", verify=verify,
                               shm_dir=self.endpoint.shm_dir)
 
 

@@ -35,6 +35,8 @@ class Endpoint:
     token: str | None = attrs.field(default=None, repr=False)
     #: A shared-memory folder the server also uses, when it runs on the client's machine.
     shm_dir: str | None = None
+    #: The certificate a TLS server presents, when the client should trust exactly that one.
+    tls_cert: str | None = None
 
 
 @attrs.frozen

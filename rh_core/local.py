@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import ClassVar
 import attrs
 import httpx
 
-from rh_core import shm, tokens
+from rh_core import shm, tls, tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.hookspecs import hookimpl
 from rh_core.interfaces import ComputeProvider, Endpoint
@@ -59,6 +60,17 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class LocalProvider(ComputeProvider):
     """Starts, finds and stops the server of a local cluster."""
 
@@ -91,7 +103,22 @@ class LocalProvider(ComputeProvider):
         rec = self._record()
         if not rec or not _alive(int(rec["pid"])):
             return None
-        return Endpoint(rec["host"], int(rec["port"]), self._token(), rec.get("shm_dir"))
+        return self._endpoint(rec)
+
+    def _endpoint(self, rec: dict) -> Endpoint:
+        return Endpoint(rec["host"], int(rec["port"]), self._token(), rec.get("shm_dir"),
+                        rec.get("certfile"))
+
+    def _tls_files(self) -> tuple[Path | None, Path | None]:
+        c = self.cluster
+        if c.server_connection_type != "tls":
+            return None, None
+        if c.ssl_certfile or c.ssl_keyfile:
+            if not (c.ssl_certfile and c.ssl_keyfile):
+                raise ConfigError("give both ssl_certfile and ssl_keyfile, or neither")
+            return Path(c.ssl_certfile).expanduser(), Path(c.ssl_keyfile).expanduser()
+        hosts = [h for h in (c.server_host, c.domain) if h]
+        return tls.self_signed(self.folder / "tls", hosts)
 
     def _shm_dir(self) -> str | None:
         key = hashlib.sha256(str(self.folder).encode()).hexdigest()[:12]
@@ -99,8 +126,13 @@ class LocalProvider(ComputeProvider):
         return str(folder) if folder else None
 
     def _healthy(self, ep: Endpoint, pid: int) -> bool:
+        host = "127.0.0.1" if ep.host in ("0.0.0.0", "::", "") else ep.host
+        host = f"[{host}]" if ":" in host else host
+        scheme, verify = ("http", False)
+        if ep.tls_cert:
+            scheme, verify = "https", ssl.create_default_context(cafile=ep.tls_cert)
         try:
-            r = httpx.get(f"http://{ep.host}:{ep.port}/health", timeout=2.0)
+            r = httpx.get(f"{scheme}://{host}:{ep.port}/health", timeout=2.0, verify=verify)
             return r.status_code == 200 and r.json().get("pid") == pid
         except (httpx.HTTPError, ValueError):
             return False
@@ -121,6 +153,12 @@ class LocalProvider(ComputeProvider):
             return self._start()
 
     def _start(self) -> Endpoint:
+        host = self.cluster.server_host or "127.0.0.1"
+        if not _loopback(host) and not self.cluster.den_auth:
+            raise ConfigError(
+                f"the server of {self.cluster.name!r} would listen on {host}, reachable from other "
+                f"machines, without tokens: set den_auth=True (and server_connection_type='tls')"
+            )
         if importlib.util.find_spec("hypercorn") is None or importlib.util.find_spec("starlette") is None:
             raise ConfigError(
                 "the local cluster needs the server's dependencies: pip install 'rh-core[server]'"
@@ -136,6 +174,9 @@ class LocalProvider(ComputeProvider):
         shm_dir = self._shm_dir()
         if shm_dir:
             cmd += ["--shm-dir", shm_dir]
+        cert, key = self._tls_files()
+        if cert:
+            cmd += ["--certfile", str(cert), "--keyfile", str(key)]
         env = dict(os.environ, RH_SERVER_TOKEN=token)
         with open(self.log_path, "ab") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -145,7 +186,7 @@ class LocalProvider(ComputeProvider):
         while time.monotonic() < deadline:
             rec = self._record()
             if rec and rec.get("pid") == proc.pid:
-                return Endpoint(rec["host"], int(rec["port"]), token, rec.get("shm_dir"))
+                return self._endpoint(rec)
             if proc.poll() is not None:
                 break
             time.sleep(0.01)

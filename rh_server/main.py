@@ -33,9 +33,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", default=None, help="write {pid, host, port} here once listening")
     p.add_argument("--log-file", default=None, help="the server's own log file")
     p.add_argument("--den-auth", action="store_true", help="require a token on every route")
+    p.add_argument("--certfile", default=None, help="serve HTTPS with this certificate")
+    p.add_argument("--keyfile", default=None, help="the certificate's private key")
     p.add_argument("--shm-dir", default=None,
                    help="private shared-memory folder for large buffers of same-machine clients")
     return p.parse_args(argv)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def main(argv=None) -> None:
@@ -51,6 +62,9 @@ def main(argv=None) -> None:
         filename=args.log_file,
     )
     token = os.environ.pop("RH_SERVER_TOKEN", None) or None
+    if not _loopback(args.host) and not args.den_auth:
+        sys.exit(f"rh server: refusing to listen on {args.host} without --den-auth: every "
+                 f"machine that reaches it could call its functions")
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -62,7 +76,8 @@ def main(argv=None) -> None:
     port = sock.getsockname()[1]
     ctx = ServerContext(host=args.host, port=port, rh_home=home, cluster_name=args.name,
                         den_auth=args.den_auth,
-                        settings={"log_file": args.log_file, "shm_dir": args.shm_dir})
+                        settings={"log_file": args.log_file, "shm_dir": args.shm_dir,
+                                  "certfile": args.certfile, "keyfile": args.keyfile})
     if args.shm_dir:
         from rh_core import shm
 
@@ -89,6 +104,9 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
     config.errorlog = log
     config.keep_alive_timeout = 75
     config.graceful_timeout = 3
+    if ctx.settings.get("certfile"):
+        config.certfile = ctx.settings["certfile"]
+        config.keyfile = ctx.settings["keyfile"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,7 +116,7 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
         write_private(Path(record), json.dumps({
             "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,
             "started": time.time(), "python": sys.executable, "log_file": ctx.settings["log_file"],
-            "shm_dir": ctx.settings.get("shm_dir"),
+            "shm_dir": ctx.settings.get("shm_dir"), "certfile": ctx.settings.get("certfile"),
         }))
     log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
              ctx.cluster_name, ctx.host, ctx.port, os.getpid())

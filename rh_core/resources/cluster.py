@@ -33,6 +33,12 @@ class Cluster(Resource):
     server_connection_type: str = "none"
     #: Require a bearer token on every route but health.
     den_auth: bool = False
+    #: TLS certificate and key the server presents (``tls`` connections); a self-signed pair is
+    #: made for the cluster when they are not given.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    #: A domain name the cluster is reached by (added to a self-signed certificate's names).
+    domain: str | None = None
 
     # ------------------------------------------------------------------ runtime
 

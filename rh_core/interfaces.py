@@ -183,5 +183,7 @@ class ServerContext:
     rh_home: Path
     cluster_name: str
     den_auth: bool = False
-    #: Free-form settings from the server's command line, for plugins.
+    #: Settings from the server's command line (``--setting KEY=JSON``), for plugins. A plugin
+    #: that fronts the server sets ``settings["public"] = {"host", "port", "scheme", "cert"}``
+    #: in ``rh_server_startup``; it is recorded for clients on the same machine.
     settings: dict = attrs.Factory(dict)

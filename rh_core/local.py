@@ -106,8 +106,28 @@ class LocalProvider(ComputeProvider):
         return self._endpoint(rec)
 
     def _endpoint(self, rec: dict) -> Endpoint:
+        pub = rec.get("public")
+        if pub:  # a plugin (Caddy) fronts the server: clients go through it
+            return Endpoint(pub["host"], int(pub["port"]), self._token(), rec.get("shm_dir"),
+                            pub.get("cert"))
         return Endpoint(rec["host"], int(rec["port"]), self._token(), rec.get("shm_dir"),
                         rec.get("certfile"))
+
+    def _proxy_setting(self, host: str) -> dict | None:
+        """What the rh-caddy plugin needs to front this cluster's server, or None."""
+        c = self.cluster
+        if not c.fronted:
+            return None
+        if c.server_connection_type == "tls":
+            given = bool(c.ssl_certfile or c.ssl_keyfile)
+            cert, key = self._tls_files() if given else (None, None)
+            tls_mode = "files" if given else ("domain" if c.domain else "internal")
+        else:
+            cert = key = None
+            tls_mode = "off"
+        return {"host": host, "port": c.server_port or c.default_port, "tls": tls_mode,
+                "cert": str(cert) if cert else None, "key": str(key) if key else None,
+                "domain": c.domain}
 
     def _tls_files(self) -> tuple[Path | None, Path | None]:
         c = self.cluster
@@ -166,6 +186,9 @@ class LocalProvider(ComputeProvider):
         host = self.cluster.server_host or "127.0.0.1"
         port = self.cluster.server_port or 0
         token = self._token()
+        proxy = self._proxy_setting(host)
+        if proxy:  # the server stays on loopback; the proxy listens where clients connect
+            host, port = "127.0.0.1", 0
         cmd = [sys.executable, "-m", "rh_server", "--host", host, "--port", str(port),
                "--name", self.cluster.short_name or "local", "--home", str(rh_home()),
                "--record", str(self.record_path), "--log-file", str(self.log_path)]
@@ -175,7 +198,9 @@ class LocalProvider(ComputeProvider):
         if shm_dir:
             cmd += ["--shm-dir", shm_dir]
         cert, key = self._tls_files()
-        if cert:
+        if proxy:
+            cmd += ["--setting", "caddy=" + json.dumps(proxy)]
+        elif cert:
             cmd += ["--certfile", str(cert), "--keyfile", str(key)]
         env = dict(os.environ, RH_SERVER_TOKEN=token)
         with open(self.log_path, "ab") as out:
@@ -219,6 +244,8 @@ class LocalProvider(ComputeProvider):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.record_path.unlink(missing_ok=True)
+        if rec.get("shm_dir"):  # the server removes it when it stops; not when it was killed
+            shm.clear(rec["shm_dir"], remove=True)
 
     def server_log(self) -> str:
         try:

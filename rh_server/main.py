@@ -33,6 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", default=None, help="write {pid, host, port} here once listening")
     p.add_argument("--log-file", default=None, help="the server's own log file")
     p.add_argument("--den-auth", action="store_true", help="require a token on every route")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY=JSON",
+                   help="a setting for plugins' server hooks (repeatable), e.g. caddy={...}")
     p.add_argument("--certfile", default=None, help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", default=None, help="the certificate's private key")
     p.add_argument("--shm-dir", default=None,
@@ -78,6 +80,12 @@ def main(argv=None) -> None:
                         den_auth=args.den_auth,
                         settings={"log_file": args.log_file, "shm_dir": args.shm_dir,
                                   "certfile": args.certfile, "keyfile": args.keyfile})
+    for item in args.setting:
+        key, _, value = item.partition("=")
+        try:
+            ctx.settings[key] = json.loads(value)
+        except ValueError:
+            sys.exit(f"rh server: --setting {key} is not valid JSON")
     if args.shm_dir:
         from rh_core import shm
 
@@ -117,6 +125,8 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
             "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,
             "started": time.time(), "python": sys.executable, "log_file": ctx.settings["log_file"],
             "shm_dir": ctx.settings.get("shm_dir"), "certfile": ctx.settings.get("certfile"),
+            # Where clients reach the server, when a plugin fronts it (e.g. Caddy).
+            "public": ctx.settings.get("public"),
         }))
     log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
              ctx.cluster_name, ctx.host, ctx.port, os.getpid())

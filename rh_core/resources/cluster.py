@@ -39,6 +39,20 @@ class Cluster(Resource):
     ssl_keyfile: str | None = None
     #: A domain name the cluster is reached by (added to a self-signed certificate's names).
     domain: str | None = None
+    #: Put Caddy in front of the server (also implied by server_port 80 or 443); needs rh-caddy.
+    use_caddy: bool = False
+
+    @property
+    def default_port(self) -> int:
+        """The port clients use: ``server_port``, else 443 for tls, 80 for none, else 32300."""
+        if self.server_port:
+            return self.server_port
+        return {"tls": 443, "none": 80}.get(self.server_connection_type, 32300)
+
+    @property
+    def fronted(self) -> bool:
+        """Whether a reverse proxy (Caddy) fronts the server."""
+        return self.use_caddy or self.server_port in (80, 443)
 
     # ------------------------------------------------------------------ runtime
 

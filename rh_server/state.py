@@ -51,6 +51,51 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def _bad(message: str) -> HTTPProblem:
+    return HTTPProblem(400, "bad_request", message)
+
+
+def validate_spec(spec: dict) -> None:
+    """Refuse a PUT body whose fields have the wrong shape, saying which field and what fits."""
+    kind = spec.get("kind")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise _bad(f"'kind' must be one of {sorted(KINDS)}")
+    ptr, code = spec.get("pointer"), spec.get("code")
+    if ptr is not None:
+        if not isinstance(ptr, dict) or not all(
+                isinstance(ptr.get(k), str) and ptr.get(k) for k in ("module", "qualname")):
+            raise _bad("'pointer' must be {'module': str, 'qualname': str, 'root': str}")
+        if not isinstance(ptr.get("root", ""), (str, type(None))):
+            raise _bad("'pointer.root' must be a path")
+    if code is not None and (not isinstance(code, str) or not code):
+        raise _bad("'code' must be base64 cloudpickle text")
+    if not ptr and not code:
+        raise _bad("give a 'pointer' (module, qualname) or 'code'")
+    for key in ("of", "qualname", "init"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise _bad(f"{key!r} must be a string")
+    if kind == "instance" and not spec.get("of"):
+        raise _bad("an instance needs 'of': the served name of its class")
+    if not isinstance(spec.get("replace", False), bool):
+        raise _bad("'replace' must be true or false")
+    env = spec.get("env") or {}
+    if not isinstance(env, dict):
+        raise _bad("'env' must be an object")
+    if not isinstance(env.get("reqs", []), list) or not all(
+            isinstance(r, str) and r for r in env.get("reqs", [])):
+        raise _bad("'env.reqs' must be a list of package specs")
+    ev = env.get("env_vars", {})
+    if not isinstance(ev, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                           for k, v in ev.items()):
+        raise _bad("'env.env_vars' must map names to strings")
+    if not isinstance(env.get("working_dir"), (str, type(None))):
+        raise _bad("'env.working_dir' must be a path")
+    for key, top in (("processes", 64), ("threads", 256)):
+        value = env.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
+            raise _bad(f"'env.{key}' must be an integer from 1 to {top}")
+
+
 def identity(spec: dict) -> str:
     if spec["kind"] == "instance":
         return f"instance of {spec.get('of')}"
@@ -160,11 +205,8 @@ class ServerState:
 
     async def put(self, spec: dict, persist: bool = True) -> dict:
         name = check_name(spec.get("name"))
-        kind = spec.get("kind")
-        if kind not in KINDS:
-            raise HTTPProblem(400, "bad_request", f"'kind' must be one of {sorted(KINDS)}")
-        if not spec.get("pointer") and not spec.get("code"):
-            raise HTTPProblem(400, "bad_request", "give a 'pointer' (module, qualname) or 'code'")
+        validate_spec(spec)
+        kind = spec["kind"]
         env = spec.get("env") or {}
         env.setdefault("key", "base")
         check_name(env["key"], "env name")
@@ -184,7 +226,10 @@ class ServerState:
             raise HTTPProblem(500, "worker_crashed", str(e)) from None
         define = {k: spec[k] for k in ("name", "kind", "pointer", "code", "of", "qualname")
                   if k in spec}
-        extra = [base64.b64decode(spec["init"])] if spec.get("init") else []
+        try:
+            extra = [base64.b64decode(spec["init"], validate=True)] if spec.get("init") else []
+        except ValueError:
+            raise _bad("'init' must be base64") from None
         kind_, got = await pool.define(define, extra)
         if kind_ == P.ERROR:
             err = json.loads(bytes(got[0]))

@@ -47,6 +47,8 @@ TARGETS = {
     "latency_json": ("info", None),
     "throughput": ("ge_ratio", 0.50),
     "throughput_http": ("info", None),
+    "auth": ("le_ratio", 1.10),
+    "tls_caddy": ("le_ratio", 2.0),
     "cold_start": ("le", 2.0),
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
@@ -57,12 +59,15 @@ FIGURES = {
     "latency_json": "trivial call latency, JSON GET (median)",
     "throughput": "64 MiB numpy echo throughput (median)",
     "throughput_http": "64 MiB echo, HTTP only (RH_SHM=off, as remote)",
+    "auth": "call with token checks (den_auth, cached) vs none",
+    "tls_caddy": "call over TLS through Caddy vs plain HTTP",
     "cold_start": "local cluster cold start, new process (median)",
     "redeploy": "redeploy changed code: .to() + first call (median)",
     "map": f"map of {MAP_ITEMS:,} trivial items (median)",
 }
 
 UNITS = {"latency": "s", "latency_json": "s", "throughput": "MiB/s", "throughput_http": "MiB/s",
+         "auth": "s", "tls_caddy": "s",
          "cold_start": "s",
          "redeploy": "s", "map": "items/s"}
 
@@ -221,6 +226,81 @@ def interleaved(paths: dict[str, Callable[[], None]], calls: int, block: int = 1
 
 
 # ============================================================================= benchmarks
+
+
+def _json_call(http, path: str):
+    def call():
+        r = http.get(path)
+        if r.status_code != 200 or r.json() != ARG:
+            raise AssertionError(f"GET {path} answered {r.status_code}: {r.text[:200]}")
+    return call
+
+
+def bench_auth(ctx: dict, calls: int) -> list[dict]:
+    """The same JSON call, anonymous on the main cluster (no token checks) and with a granted
+    read token on a den_auth cluster (the auth hook's verdict cached)."""
+    import httpx
+
+    import rh_core as rh
+
+    secured = rh.cluster(name="bench-den-auth", provider="local", den_auth=True)
+    try:
+        rh.function(ctx["trivial"]).to(secured)
+        token = secured.grant("bench", "read", ["trivial"])
+        path = f"/trivial/call?x={ARG}"
+        with httpx.Client(base_url=ctx["cluster"].client().info.base_url) as plain, \
+                httpx.Client(base_url=secured.client().info.base_url,
+                             headers={"Authorization": f"Bearer {token}"}) as authed:
+            t = interleaved({"auth": _json_call(authed, path), "none": _json_call(plain, path)},
+                            calls)
+    finally:
+        secured.down()
+    return [{"key": "auth", "figure": FIGURES["auth"], "ours": statistics.median(t["auth"]),
+             "baseline": statistics.median(t["none"]), "unit": "s",
+             "baseline_name": "same JSON call, anonymous, den_auth off",
+             "samples": {"auth": summary(t["auth"]), "none": summary(t["none"])}}]
+
+
+def bench_tls_caddy(ctx: dict, calls: int) -> list[dict]:
+    """The same JSON call through Caddy with TLS (internal CA) and over plain HTTP to the
+    server. Needs Caddy and the rh-caddy plugin installed."""
+    import shutil as sh
+    import ssl
+
+    import httpx
+
+    import rh_core as rh
+
+    if sh.which("caddy") is None:
+        raise RuntimeError("Caddy is not installed (apt-get install caddy): no TLS figure")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("rh-caddy")
+    except PackageNotFoundError:
+        raise RuntimeError("the rh-caddy plugin is not installed (pip install -e "
+                           "plugins/rh-caddy): no TLS figure") from None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    fronted = rh.cluster(name="bench-caddy", provider="local", use_caddy=True, server_port=port,
+                         server_connection_type="tls", den_auth=True)
+    try:
+        rh.function(ctx["trivial"]).to(fronted)
+        info = fronted.client().info
+        token = fronted.grant("bench", "read", ["trivial"])
+        path = f"/trivial/call?x={ARG}"
+        with httpx.Client(base_url=info.base_url, headers={"Authorization": f"Bearer {token}"},
+                          verify=ssl.create_default_context(cafile=info.verify)) as tls, \
+                httpx.Client(base_url=ctx["cluster"].client().info.base_url) as plain:
+            t = interleaved({"tls": _json_call(tls, path), "plain": _json_call(plain, path)},
+                            calls)
+    finally:
+        fronted.down()
+    return [{"key": "tls_caddy", "figure": FIGURES["tls_caddy"],
+             "ours": statistics.median(t["tls"]), "baseline": statistics.median(t["plain"]),
+             "unit": "s", "baseline_name": "same JSON call, plain HTTP to the server",
+             "samples": {"tls": summary(t["tls"]), "plain": summary(t["plain"])}}]
 
 
 def bench_latency(ctx: dict, calls: int) -> list[dict]:
@@ -633,6 +713,9 @@ def main(argv=None) -> int:
             keys=["redeploy"])
         run("64 MiB echo throughput (ours, raw TCP)", needs_cluster(bench_throughput), ctx,
             sizes["echo"], keys=["throughput", "throughput_http"])
+        run("token checks", needs_cluster(bench_auth), ctx, sizes["calls"], keys=["auth"])
+        run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
+            keys=["tls_caddy"])
     finally:
         if cluster is not None:
             try:

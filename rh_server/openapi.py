@@ -17,7 +17,16 @@ def openapi_document(version: str) -> dict:
          "description": d}
         for f, d in [("rh_async", "keep the result on the cluster; answer a run key"),
                      ("rh_stream", "stream logs and generator items while the call runs"),
-                     ("rh_enqueue", "run after earlier enqueued calls of this name")]
+                     ("rh_enqueue", "run after earlier enqueued calls of this name"),
+                     ("rh_map", "the pickled body holds chunks of inputs to map over"),
+                     ("rh_shm", "large pickled buffers may go through the server's shared memory")]
+    ] + [
+        {"name": "rh_run_key", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "the key to keep an async run under"},
+        {"name": "rh_refs", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "comma-separated run keys whose results the pickled arguments refer to"},
+        {"name": "rh_offsets", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "JSON list: index of the first input of each map chunk"},
     ]
     call_ok = {"description": "the result (JSON for JSON callers)",
                "content": {"application/json": {"schema": {}}}}
@@ -47,6 +56,23 @@ def openapi_document(version: str) -> dict:
             "/runs/{key}/logs": {"get": {"summary": "stream a run's stdout/stderr", "parameters": [key],
                                          "responses": {"200": {"description": "text"},
                                                        "404": _err("no such run")}}},
+            "/auth/tokens": {
+                "post": {"summary": "mint a token for another user (owner only; shown once)",
+                         "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Grant"}}}},
+                         "responses": {"201": {"description": "the token and its grant"},
+                                       "400": _err("bad grant"), "401": _err("no token"),
+                                       "403": _err("not the owner")}},
+                "get": {"summary": "tokens given (owner only; never the tokens themselves)",
+                        "responses": {"200": {"description": "tokens"}, "401": _err("no token"),
+                                      "403": _err("not the owner")}},
+            },
+            "/auth/tokens/{who}": {
+                "delete": {"summary": "revoke a user's tokens, or one by id (owner only)",
+                           "parameters": [{"name": "who", "in": "path", "required": True,
+                                           "schema": {"type": "string"}}],
+                           "responses": {"200": {"description": "revoked"}, "404": _err("none"),
+                                         "401": _err("no token"), "403": _err("not the owner")}},
+            },
             "/{name}": {
                 "put": {"summary": "serve a function, class or instance under a name (write)",
                         "parameters": [name],
@@ -73,6 +99,10 @@ def openapi_document(version: str) -> dict:
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "kind": {"type": "string"}, "message": {"type": "string"},
                     "type": {"type": "string"}, "traceback": {"type": "string"}}}}},
+                "Grant": {"type": "object", "required": ["user"], "properties": {
+                    "user": {"type": "string"},
+                    "access": {"type": "string", "enum": ["read", "write"]},
+                    "resources": {"type": "array", "items": {"type": "string"}}}},
                 "Args": {"type": "object", "properties": {"args": {"type": "array", "items": {}},
                                                           "kwargs": {"type": "object"}}},
                 "Put": {"type": "object", "required": ["kind"], "properties": {

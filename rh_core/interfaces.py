@@ -86,6 +86,11 @@ class ComputeProvider(ABC):
         """Text of the server's own log on the head node ('' when there is none yet)."""
         return ""
 
+    def sync_code(self, local_root: str) -> str:
+        """Make the code folder ``local_root`` available on the nodes; returns its path there.
+        Providers whose nodes share this machine's filesystem keep it as it is."""
+        return local_root
+
 
 class ConnectionType(ABC):
     """How a client reaches the server of a cluster: plain HTTP, TLS, a tunnel..."""

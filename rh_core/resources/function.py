@@ -79,7 +79,10 @@ class Code(Resource):
         return rt
 
     def _put(self, cluster, kind: str, server_name: str, env: Env, replace: bool, **extra) -> None:
-        spec = {"kind": kind, "pointer": self.pointer, "code": self.code, "qualname": self.qualname,
+        pointer = self.pointer
+        if pointer and pointer.get("root"):
+            pointer = dict(pointer, root=cluster.provider.sync_code(pointer["root"]))
+        spec = {"kind": kind, "pointer": pointer, "code": self.code, "qualname": self.qualname,
                 "env": env_spec(env), "replace": replace, **extra}
         cluster.client().put(server_name, spec)
 

@@ -1,0 +1,238 @@
+"""The ``byo`` compute provider: bring-up over SSH, the server on the head node, code sync."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+from rh_byo import wheelhouse
+from rh_byo.cluster import BYOCluster
+from rh_byo.ssh import SSHError, SSHNode
+from rh_core import tokens
+from rh_core.errors import ConfigError, ConnectionFailedError
+from rh_core.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
+
+NODE_HOME = "~/.rh"
+SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
+                 ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.egg-info/"]
+
+PROBE = r"""
+command -v python3 >/dev/null 2>&1 || { echo "RH_NO_PYTHON"; exit 0; }
+echo "RH_HOME_DIR $HOME"
+echo "RH_PYTHON $(python3 -c 'import sys; print(sys.version.split()[0])')"
+cat ~/.rh/venv/.rh-wheelhouse 2>/dev/null | sed 's/^/RH_WHEELHOUSE /'
+echo
+rec=~/.rh/clusters/{name}/server.json
+if [ -f "$rec" ]; then
+  echo "RH_RECORD $(cat "$rec")"
+  pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$rec")
+  kill -0 "$pid" 2>/dev/null && echo "RH_ALIVE $pid"
+fi
+true
+"""
+
+
+class BYOProvider(ComputeProvider):
+    """Servers on machines reached over SSH."""
+
+    name = "byo"
+    cluster_class = BYOCluster
+
+    def __init__(self, cluster: BYOCluster):
+        super().__init__(cluster)
+        self.node = SSHNode(cluster.ips[0], cluster.ssh_creds)
+        self._home: str | None = None
+
+    @property
+    def port(self) -> int:
+        return self.cluster.server_port or 32300
+
+    @property
+    def cluster_dir(self) -> str:
+        return f"{NODE_HOME}/clusters/{self.cluster.short_name}"
+
+    def _token(self) -> str:
+        return tokens.cluster_token(f"byo:{self.cluster.short_name}:{self.cluster.ips[0]}")
+
+    def _probe(self) -> dict:
+        out = self.node.run(PROBE.replace("{name}", self.cluster.short_name)).stdout
+        if "RH_NO_PYTHON" in out:
+            raise ConfigError(
+                f"no python3 on {self.node.target}: looked for `python3` on the login shell's "
+                f"PATH. Install Python 3 there (e.g. apt-get install python3).")
+        info: dict = {}
+        for line in out.splitlines():
+            key, _, value = line.partition(" ")
+            if key.startswith("RH_"):
+                info[key[3:].lower()] = value.strip()
+        self._home = info.get("home_dir")
+        if info.get("record"):
+            info["record"] = json.loads(info["record"])
+        return info
+
+    def endpoint(self) -> Endpoint | None:
+        try:
+            info = self._probe()
+        except SSHError:
+            return None
+        if info.get("alive") and info.get("record"):
+            return Endpoint("127.0.0.1", int(info["record"]["port"]), self._token())
+        return None
+
+    def up(self) -> Endpoint:
+        info = self._probe()
+        _, key = wheelhouse._source()
+        if info.get("alive") and info.get("record") and info.get("wheelhouse") == key:
+            return Endpoint("127.0.0.1", int(info["record"]["port"]), self._token())
+        if info.get("alive"):  # a server from another rh version: replace it
+            self._stop(int(info["alive"]))
+        if info.get("wheelhouse") != key:
+            self._install()
+        return self._start()
+
+    def _install(self) -> None:
+        folder, key = wheelhouse.build()
+        self.node.run(f"mkdir -p {NODE_HOME}/wheelhouse")
+        self.node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
+        script = f"""
+set -e
+cd {NODE_HOME}
+[ -x venv/bin/python ] || python3 -m venv --without-pip venv
+pip_whl=$(ls wheelhouse/pip-*.whl | head -n 1)
+venv/bin/python "$pip_whl/pip" install --quiet --no-index --find-links wheelhouse \
+    --force-reinstall pip 'rh-core[server]' 2>&1
+echo {shlex.quote(key)} > venv/.rh-wheelhouse
+"""
+        proc = self.node.run(script, check=False, timeout=900)
+        if proc.returncode != 0:
+            from rh_core.errors import PackageInstallError
+
+            raise PackageInstallError(
+                f"installing the rh server on {self.node.target} failed:\n"
+                f"{(proc.stdout + proc.stderr).strip()[-3000:]}")
+
+    def _start(self) -> Endpoint:
+        name = self.cluster.short_name
+        d = self.cluster_dir
+        den = " --den-auth" if self.cluster.den_auth else ""
+        script = f"""
+set -e
+mkdir -p {d}
+rm -f {d}/server.json
+read -r RH_SERVER_TOKEN
+export RH_SERVER_TOKEN
+setsid nohup {NODE_HOME}/venv/bin/python -m rh_server --host 127.0.0.1 --port {self.port} \
+    --name {shlex.quote(name)} --home {NODE_HOME} --record {d}/server.json \
+    --log-file {d}/server.log{den} > {d}/server.out 2>&1 < /dev/null &
+echo $!
+"""
+        script = script.replace(NODE_HOME, "$HOME/.rh")
+        pid = int(self.node.run(script, input=self._token() + "\n").stdout.split()[-1])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = self._probe()
+            rec = info.get("record")
+            if rec and rec.get("pid") == pid and info.get("alive"):
+                return Endpoint("127.0.0.1", int(rec["port"]), self._token())
+            if not info.get("alive") and rec is None and time.monotonic() > deadline - 55:
+                check = self.node.run(f"kill -0 {pid} 2>/dev/null && echo up || echo down").stdout
+                if "down" in check:
+                    break
+            time.sleep(0.2)
+        log = self.node.run(f"tail -n 30 {d}/server.out {d}/server.log 2>/dev/null",
+                            check=False).stdout
+        raise ConnectionFailedError(f"the rh server on {self.node.target} did not start:\n{log}")
+
+    def _stop(self, pid: int) -> None:
+        self.node.run(f"kill {pid} 2>/dev/null; for i in $(seq 100); do kill -0 {pid} 2>/dev/null"
+                      f" || exit 0; sleep 0.1; done; kill -9 {pid} 2>/dev/null; true")
+
+    def down(self) -> None:
+        try:
+            info = self._probe()
+        except SSHError:
+            return
+        if info.get("alive"):
+            self._stop(int(info["alive"]))
+        self.node.run(f"rm -f {self.cluster_dir}/server.json", check=False)
+        self.node.close()
+
+    def server_log(self) -> str:
+        return self.node.run(f"cat {self.cluster_dir}/server.log 2>/dev/null", check=False).stdout
+
+    def nodes(self) -> list[str]:
+        return list(self.cluster.ips)
+
+    def sync_code(self, local_root: str) -> str:
+        """rsync the code root to the node (incrementally, .gitignore respected); returns its
+        path there."""
+        root = Path(local_root)
+        if not root.is_dir():
+            return local_root
+        limit = self.cluster.sync_limit_mb * 1024 * 1024
+        size = _tree_size(root)
+        if size > limit:
+            raise ConfigError(
+                f"{root} holds {size / 2**20:.0f} MB to sync, above the cluster's limit of "
+                f"{self.cluster.sync_limit_mb} MB: add a .gitignore, or raise sync_limit_mb")
+        tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+        remote = f"code/{root.name}-{tag}"
+        if self._home is None:
+            self._probe()
+        self.node.run(f"mkdir -p {NODE_HOME}/{remote}")
+        extra = [f"--exclude={e}" for e in SYNC_EXCLUDES]
+        if (root / ".gitignore").exists():
+            extra.append("--filter=:- .gitignore")
+        self.node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
+        return f"{self._home}/.rh/{remote}"
+
+    def run(self, commands, node=0) -> list[tuple[int, str, str]]:
+        cmds = [commands] if isinstance(commands, str) else list(commands)
+        targets = self._nodes(node)
+        out = []
+        for n in targets:
+            for c in cmds:
+                p = n.run(c, check=False)
+                out.append((p.returncode, p.stdout, p.stderr))
+        return out
+
+    def _nodes(self, node) -> list[SSHNode]:
+        ips = list(self.cluster.ips)
+        if node == "all":
+            chosen = ips
+        elif isinstance(node, int):
+            chosen = [ips[node]]
+        else:
+            chosen = [node]
+        return [self.node if ip == ips[0] else SSHNode(ip, self.cluster.ssh_creds)
+                for ip in chosen]
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    skip = {".git", "__pycache__", ".venv", "venv", ".tox", "node_modules"}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        for f in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class SSHConnection(ConnectionType):
+    """An SSH tunnel to the server's port on the node (the server stays on its loopback)."""
+
+    name = "ssh"
+
+    def open(self) -> ConnectionInfo:
+        provider = self.cluster.provider
+        if not isinstance(provider, BYOProvider):
+            raise ConfigError("the ssh connection type needs a cluster reached over SSH (byo)")
+        local = provider.node.forward(self.endpoint.port)
+        return ConnectionInfo(f"http://127.0.0.1:{local}", verify=False)

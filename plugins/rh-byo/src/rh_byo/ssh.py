@@ -1,0 +1,143 @@
+"""One persistent SSH connection per node, with the OpenSSH client and a control master.
+
+Every command, file copy (rsync over the same connection) and port forward reuses the master
+socket, so only the first contact pays for the handshake. Host keys are checked: the first key
+seen is recorded in rh's own known_hosts file; a changed key is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from rh_core.errors import ConnectionFailedError
+from rh_core.paths import rh_home
+
+
+class SSHError(ConnectionFailedError):
+    """An SSH command could not run on the node (unreachable, auth refused, host key changed)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SSHNode:
+    """A node reached with ``ssh``; ``creds`` as users give them (ssh_user, ssh_private_key,
+    ssh_port, ssh_proxy_jump, ssh_proxy_command, ssh_host_alias)."""
+
+    def __init__(self, host: str, creds: dict):
+        self.host, self.creds = host, dict(creds or {})
+        if shutil.which("ssh") is None:
+            raise SSHError("the OpenSSH client (ssh) is not installed on this machine")
+        key = hashlib.sha256(f"{host}:{sorted(self.creds.items())}".encode()).hexdigest()[:12]
+        folder = rh_home() / "ssh"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Unix socket paths are limited to ~100 bytes: keep the control path short.
+        self.control = f"/tmp/rh-ssh-{os.getuid()}-{key}"
+        self.known_hosts = folder / "known_hosts"
+
+    @property
+    def target(self) -> str:
+        alias = self.creds.get("ssh_host_alias")
+        if alias:
+            return alias
+        user = self.creds.get("ssh_user")
+        return f"{user}@{self.host}" if user else self.host
+
+    def options(self) -> list[str]:
+        c = self.creds
+        opts = [
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={self.known_hosts}",
+            "-o", "ControlMaster=auto",
+            "-o", f"ControlPath={self.control}",
+            "-o", "ControlPersist=600",
+            "-o", "ConnectTimeout=15",
+            "-o", "ServerAliveInterval=15",
+            "-o", "LogLevel=ERROR",
+        ]
+        if c.get("ssh_port"):
+            opts += ["-p", str(c["ssh_port"])]
+        if c.get("ssh_private_key"):
+            opts += ["-i", str(Path(c["ssh_private_key"]).expanduser()),
+                     "-o", "IdentitiesOnly=yes"]
+        if c.get("ssh_proxy_jump"):
+            opts += ["-J", c["ssh_proxy_jump"]]
+        if c.get("ssh_proxy_command"):
+            opts += ["-o", f"ProxyCommand={c['ssh_proxy_command']}"]
+        return opts
+
+    def _explain(self, code: int, stderr: str) -> SSHError:
+        text = stderr.strip()
+        where = f"{self.target} (port {self.creds.get('ssh_port', 22)})"
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key verification failed" in text:
+            return SSHError(
+                f"the host key of {where} is not the one recorded in {self.known_hosts}: "
+                f"refusing to connect (the machine was replaced, or someone is in between). If "
+                f"the change is expected, remove its line from that file.")
+        if "Permission denied" in text:
+            return SSHError(f"SSH login to {where} was refused: check ssh_user and "
+                            f"ssh_private_key (or ssh-agent). ssh said: {text[-500:]}")
+        if any(s in text for s in ("Connection refused", "timed out", "No route to host",
+                                   "Could not resolve", "Network is unreachable")):
+            return SSHError(f"cannot reach {where} over SSH: {text[-500:]}")
+        return SSHError(f"ssh to {where} failed (exit code {code}): {text[-1000:]}")
+
+    def run(self, command: str, input: str | None = None, timeout: float | None = 600,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """Run a shell command on the node (through the master connection)."""
+        proc = subprocess.run(["ssh", *self.options(), self.target, command], input=input,
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode == 255:  # ssh's own failure, not the command's
+            raise self._explain(proc.returncode, proc.stderr)
+        if check and proc.returncode != 0:
+            raise SSHError(f"on {self.target}: `{command[:200]}` exited with {proc.returncode}: "
+                           f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+        return proc
+
+    def rsync(self, source: str, dest: str, extra: list[str] | None = None) -> str:
+        """Copy ``source`` (a local folder ending in /) to ``dest`` on the node, incrementally."""
+        if shutil.which("rsync") is None:
+            raise SSHError("rsync is not installed on this machine")
+        ssh = "ssh " + " ".join(shlex.quote(o) for o in self.options())
+        cmd = ["rsync", "-az", "--delete", "--stats", "-e", ssh, *(extra or []), source,
+               f"{self.target}:{dest}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            if proc.returncode == 255 or "connection unexpectedly closed" in proc.stderr:
+                raise self._explain(255, proc.stderr)
+            raise SSHError(f"rsync to {self.target}:{dest} failed: {proc.stderr.strip()[-1500:]}")
+        return proc.stdout
+
+    def forward(self, remote_port: int, local_port: int | None = None) -> int:
+        """Forward a local port to ``127.0.0.1:remote_port`` on the node; returns the local port."""
+        local_port = local_port or free_port()
+        self.run("true")  # make sure the master runs
+        proc = subprocess.run(["ssh", *self.options(), "-O", "forward",
+                               "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}",
+                               self.target], capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise self._explain(proc.returncode, proc.stderr)
+        return local_port
+
+    def close(self) -> None:
+        """Stop the master connection (and with it every forward)."""
+        subprocess.run(["ssh", *self.options(), "-O", "exit", self.target],
+                       capture_output=True, timeout=30)
+
+    def master_pid(self) -> int | None:
+        proc = subprocess.run(["ssh", *self.options(), "-O", "check", self.target],
+                              capture_output=True, text=True, timeout=30)
+        text = proc.stderr + proc.stdout
+        if "pid=" in text:
+            return int(text.split("pid=")[1].split(")")[0])
+        return None

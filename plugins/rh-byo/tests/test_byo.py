@@ -1,0 +1,128 @@
+"""A bring-your-own cluster over real SSH (a private sshd on 127.0.0.1): bring-up from a node
+that has only Python, reuse, redeploy, operations and errors."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import userfns
+
+import rh_core as rh
+
+
+@pytest.fixture(scope="module")
+def node(sshd):
+    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": sshd["port"]}
+    cluster = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=creds)
+    yield cluster
+    cluster.down()
+
+
+def test_bring_up_from_a_bare_node_and_call(node, sshd):
+    assert not (sshd["user_home"] / ".rh" / "venv").exists()
+    f = rh.function(userfns.concat).to(node)
+    assert f("run", "house") == "runhouse"
+    # Everything lives under the user's rh home on the node, in its own virtualenv.
+    assert (sshd["user_home"] / ".rh" / "venv" / "bin" / "python").exists()
+    pid = rh.function(userfns.pid).to(node)()
+    owner = open(f"/proc/{pid}/status").read().split("Uid:")[1].split()[0]
+    assert int(owner) == __import__("pwd").getpwnam(sshd["user"]).pw_uid  # runs as that user
+
+
+def test_second_to_finds_everything_ready(node):
+    rh.function(userfns.add).to(node)
+    server_pid = node.client().health()["pid"]
+    t0 = time.monotonic()
+    again = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=node.ssh_creds)
+    f = rh.function(userfns.add).to(again)
+    assert f(1, 2) == 3
+    assert again.client().health()["pid"] == server_pid
+    assert time.monotonic() - t0 < 30
+
+
+def test_code_is_synced_and_redeployed(node, tmp_path, monkeypatch):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "remote_mod.py").write_text("def value():\n    return 1\n")
+    (proj / ".gitignore").write_text("secret.txt\n")
+    (proj / "secret.txt").write_text("do not ship")
+    monkeypatch.syspath_prepend(str(proj))
+    import remote_mod
+
+    f = rh.function(remote_mod.value).to(node)
+    assert f() == 1
+    (proj / "remote_mod.py").write_text("def value():\n    return 2\n")
+    st = (proj / "remote_mod.py").stat()
+    os.utime(proj / "remote_mod.py", ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+    assert rh.function(remote_mod.value).to(node)() == 2
+    synced = node.run("ls -a ~/.rh/code/proj-*/")[0][1].split()
+    assert "remote_mod.py" in synced and "secret.txt" not in synced
+
+
+def test_run_commands(node):
+    (code, out, err), = node.run("echo hello; echo oops >&2")
+    assert (code, out, err) == (0, "hello\n", "oops\n")
+    assert node.run(["false"])[0][0] == 1
+
+
+def test_remote_exception_and_logs(node):
+    with pytest.raises(ValueError, match="bad x 7"):
+        rh.function(userfns.boom).to(node)(7)
+    assert "listening on 127.0.0.1" in node.logs()
+
+
+def test_dropped_ssh_connection_is_reopened(node):
+    f = rh.function(userfns.add).to(node)
+    assert f(1, 1) == 2
+    node.provider.node.close()  # the master and its tunnel go away
+    time.sleep(0.3)
+    assert f(2, 2) == 4  # the next call reopens the connection and the tunnel
+
+
+def test_unreachable_host_says_so(sshd):
+    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": 1}
+    c = rh.cluster(name="byo-nowhere", ips=["127.0.0.1"], ssh_creds=creds)
+    with pytest.raises(rh.ConnectionFailedError, match="cannot reach rhbyo@127.0.0.1"):
+        c.up_if_not()
+
+
+def test_wrong_key_is_refused_clearly(sshd, tmp_path):
+    import subprocess
+
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
+                   check=True)
+    creds = {"ssh_user": sshd["user"], "ssh_private_key": str(tmp_path / "k"),
+             "ssh_port": sshd["port"]}
+    c = rh.cluster(name="byo-badkey", ips=["127.0.0.1"], ssh_creds=creds)
+    with pytest.raises(rh.ConnectionFailedError, match="SSH login to .* was refused"):
+        c.up_if_not()
+
+
+def test_changed_host_key_is_refused(sshd, rh_home, tmp_path):
+    known = rh_home / "ssh" / "known_hosts"
+    saved = known.read_text()
+    try:
+        other = tmp_path / "other"
+        import subprocess
+
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                       check=True)
+        fake_key = (tmp_path / "other.pub").read_text().split()[:2]
+        known.write_text(f"[127.0.0.1]:{sshd['port']} {' '.join(fake_key)}\n")
+        creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"],
+                 "ssh_port": sshd["port"]}
+        c = rh.cluster(name="byo-mitm", ips=["127.0.0.1"], ssh_creds=creds)
+        c.provider.node.close()  # a new connection checks the host key (a live master would not)
+        with pytest.raises(rh.ConnectionFailedError, match="host key .* is not the one recorded"):
+            c.provider.node.run("true")
+    finally:
+        known.write_text(saved)
+
+
+def test_passwords_never_go_into_configs(sshd):
+    with pytest.raises(rh.ConfigError, match="do not put a password"):
+        rh.cluster(name="x", ips=["127.0.0.1"], ssh_creds={"ssh_password": "hunter2"})
+    with pytest.raises(rh.ConfigError, match="unknown ssh_creds key"):
+        rh.cluster(name="x", ips=["127.0.0.1"], ssh_creds={"ssh_usr": "a"})

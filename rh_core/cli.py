@@ -19,13 +19,16 @@ def _cluster(name: str):
     """A saved cluster, ``local``, or a local cluster this machine has run under that name."""
     from rh_core.errors import ResourceNotFoundError
     from rh_core.factories import cluster
+    from rh_core.local import cluster_from_record
     from rh_core.paths import rh_home
 
+    if name == "local":
+        return cluster_from_record("local")
     try:
         return cluster(name)
     except ResourceNotFoundError:
         if (rh_home() / "clusters" / name).is_dir():
-            return cluster(name=name, provider="local")
+            return cluster_from_record(name)
         raise
 
 

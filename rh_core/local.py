@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import time
@@ -71,6 +70,26 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def cluster_from_record(name: str) -> LocalCluster:
+    """The local cluster ``name`` with the settings its running server was started with (what
+    the command line uses, where the Python code that made the cluster is not at hand)."""
+    rec_path = rh_home() / "clusters" / name / "server.json"
+    try:
+        rec = json.loads(rec_path.read_text())
+    except (OSError, ValueError):
+        return LocalCluster(name=name)
+    public = rec.get("public") or {}
+    tls_on = bool(rec.get("certfile")) or public.get("scheme") == "https"
+    return LocalCluster(
+        name=name, den_auth=bool(rec.get("den_auth")),
+        server_connection_type="tls" if tls_on else "none",
+        server_host=public.get("bind_host") or rec.get("host") or "127.0.0.1",
+        use_caddy=bool(public), server_port=public.get("port") if public else None,
+        ssl_certfile=rec.get("certfile") if rec.get("certfile") and
+        not rec["certfile"].startswith(str(rh_home() / "clusters")) else None,
+        ssl_keyfile=None)
+
+
 class LocalProvider(ComputeProvider):
     """Starts, finds and stops the server of a local cluster."""
 
@@ -118,6 +137,11 @@ class LocalProvider(ComputeProvider):
         c = self.cluster
         if not c.fronted:
             return None
+        from importlib.metadata import entry_points
+
+        if not any(ep.name == "caddy" for ep in entry_points(group="rh")):
+            raise ConfigError("use_caddy (or server_port 80/443) needs the rh-caddy plugin and "
+                              "Caddy: pip install rh-caddy; apt-get install caddy")
         if c.server_connection_type == "tls":
             given = bool(c.ssl_certfile or c.ssl_keyfile)
             cert, key = self._tls_files() if given else (None, None)
@@ -145,31 +169,59 @@ class LocalProvider(ComputeProvider):
         folder = shm.folder_for(key)
         return str(folder) if folder else None
 
-    def _healthy(self, ep: Endpoint, pid: int) -> bool:
-        host = "127.0.0.1" if ep.host in ("0.0.0.0", "::", "") else ep.host
+    def _healthy(self, rec: dict) -> bool:
+        """Whether the recorded process answers on its own port as itself. Asks the server
+        directly on this machine (not through a proxy), sends no credentials, and so does not
+        need to verify a TLS certificate to learn a PID."""
+        host = "127.0.0.1" if rec["host"] in ("0.0.0.0", "::", "") else rec["host"]
         host = f"[{host}]" if ":" in host else host
-        scheme, verify = ("http", False)
-        if ep.tls_cert:
-            scheme, verify = "https", ssl.create_default_context(cafile=ep.tls_cert)
+        scheme = "https" if rec.get("certfile") else "http"
         try:
-            r = httpx.get(f"{scheme}://{host}:{ep.port}/health", timeout=2.0, verify=verify)
-            return r.status_code == 200 and r.json().get("pid") == pid
+            r = httpx.get(f"{scheme}://{host}:{rec['port']}/health", timeout=2.0, verify=False)
+            return r.status_code == 200 and r.json().get("pid") == rec["pid"]
         except (httpx.HTTPError, ValueError):
             return False
 
+    def _check_settings(self, rec: dict) -> None:
+        """A running server keeps the settings it was started with: say so when they differ."""
+        c = self.cluster
+        wanted = {"den_auth": c.den_auth,
+                  "tls": c.server_connection_type == "tls",
+                  "host": c.server_host or "127.0.0.1"}
+        running = {"den_auth": bool(rec.get("den_auth")),
+                   "tls": bool(rec.get("certfile") or (rec.get("public") or {}).get("scheme")
+                               == "https"),
+                   "host": (rec.get("public") or {}).get("bind_host") or rec["host"]}
+        diff = {k: (running[k], wanted[k]) for k in wanted if running[k] != wanted[k]}
+        if diff:
+            parts = ", ".join(f"{k}: running {a!r}, asked {b!r}" for k, (a, b) in diff.items())
+            raise ConfigError(
+                f"the server of {c.name!r} already runs with other settings ({parts}); "
+                f"restart it to apply yours: cluster.restart_server() or `rh restart {c.name}`")
+
     def up(self) -> Endpoint:
         rec, ep = self._record(), self.endpoint()
-        if ep is not None and self._healthy(ep, int(rec["pid"])):
+        if ep is not None and self._healthy(rec):
+            self._check_settings(rec)
             return ep
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time across processes
             rec = self._record()
             ep = self.endpoint()
-            if ep is not None and self._healthy(ep, int(rec["pid"])):
+            if ep is not None:
+                deadline = time.monotonic() + 10  # it may still be starting
+                while not self._healthy(rec) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not self._healthy(rec):
+                    raise ConnectionFailedError(
+                        f"the server of {self.cluster.name!r} (pid {rec['pid']}) runs but does "
+                        f"not answer on port {rec['port']}; see {self.log_path}, or stop it "
+                        f"with `rh down {self.cluster.name}`")
+                self._check_settings(rec)
                 return ep
             if rec is not None:
-                self.record_path.unlink(missing_ok=True)  # stale: process gone or not ours
+                self.record_path.unlink(missing_ok=True)  # stale: its process is gone
             return self._start()
 
     def _start(self) -> Endpoint:

@@ -29,7 +29,7 @@ def self_signed(folder: Path, hosts: list[str], days: int = 825) -> tuple[Path, 
     """``(cert, key)`` in ``folder``, made once: an EC P-256 key and a certificate whose SANs are
     localhost, the loopback addresses, this host's name and ``hosts``. The key is mode 0600."""
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    if cert_path.exists() and key_path.exists():
+    if cert_path.exists() and key_path.exists() and _still_good(cert_path, hosts):
         return cert_path, key_path
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -57,6 +57,18 @@ def self_signed(folder: Path, hosts: list[str], days: int = 825) -> tuple[Path, 
     write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     cert_path.chmod(0o644)
     return cert_path, key_path
+
+
+def _still_good(cert_path: Path, hosts: list[str]) -> bool:
+    """Whether a certificate made earlier still names every host and is valid for a month."""
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    have = {str(n.value) for n in san}
+    want = {str(n.value) for n in _names(hosts)}
+    month = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    return want <= have and cert.not_valid_after_utc > month
 
 
 def is_self_signed(cert_file: str | Path) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 
 from rh_core.paths import rh_home, write_private
@@ -24,10 +25,17 @@ def _secret() -> bytes:
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_private(path, key.hex())
-        return bytes.fromhex(path.read_text().strip())  # another process may have won the race
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".owner.key.{secrets.token_hex(4)}")
+    write_private(tmp, secrets.token_bytes(32).hex())
+    try:
+        os.link(tmp, path)  # atomic, and fails if another process made the key first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return bytes.fromhex(path.read_text().strip())
 
 
 def cluster_token(cluster_id: str) -> str:

@@ -22,6 +22,15 @@ from rh_server.state import HTTPProblem, ServerState, check_name
 log = logging.getLogger("rh_server")
 
 MAX_LOG_BYTES = 1 << 20
+MAX_BODY = 64 << 30  # callers with write access (large arrays go to remote clusters this way)
+MAX_ANON_BODY = 64 << 20  # everyone else: JSON arguments
+
+
+def _check_size(request: Request, limit: int) -> None:
+    size = request.headers.get("content-length")
+    if size is not None and (not size.isdigit() or int(size) > limit):
+        raise HTTPProblem(413, "bad_request", f"the body is larger than {limit >> 20} MiB, the "
+                          f"most this caller may send")
 
 
 def _token(request: Request) -> str | None:
@@ -139,7 +148,7 @@ def build_app(state: ServerState):
     async def call(request: Request):
         name, method = request.path_params["name"], request.path_params["method"]
         token = _token(request)
-        state.authorize(token, name, AccessLevel.READ)
+        authenticated = state.authorize(token, name, AccessLevel.READ)
         if not state.restored.is_set():
             await state.restored.wait()
         res = state.lookup(name)
@@ -147,13 +156,15 @@ def build_app(state: ServerState):
             ser, body = "json", json.dumps({"args": [], "kwargs": _query_kwargs(request)}).encode()
         else:
             ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
+            writer = ctype == wire.PICKLE_CT and state.may(token, name, AccessLevel.WRITE)
+            if ctype == wire.PICKLE_CT and not writer:
+                raise HTTPProblem(
+                    401 if token is None else 403, "auth",
+                    "pickled arguments are accepted only from an authenticated caller with "
+                    "write access (unpickling runs code); send JSON instead")
+            _check_size(request, MAX_BODY if writer or authenticated else MAX_ANON_BODY)
             raw = await request.body()
             if ctype == wire.PICKLE_CT:
-                if not state.may(token, name, AccessLevel.WRITE):
-                    raise HTTPProblem(
-                        401 if token is None else 403, "auth",
-                        "pickled arguments are accepted only from an authenticated caller with "
-                        "write access (unpickling runs code); send JSON instead")
                 ser, body = "pickle", raw
             elif ctype in (wire.JSON_CT, "text/plain", ""):
                 ser, body = "json", _json_args(raw)
@@ -204,8 +215,7 @@ def build_app(state: ServerState):
 
     async def get_run(request: Request):
         key = request.path_params["key"]
-        state.authorize(_token(request), key, AccessLevel.READ)
-        run = _run(key)
+        run = _run(key, _token(request), AccessLevel.READ)
         if not _flag(request, "rh_nowait"):
             await run.done.wait()
         elif not run.done.is_set():
@@ -218,8 +228,7 @@ def build_app(state: ServerState):
 
     async def delete_run(request: Request):
         key = request.path_params["key"]
-        state.authorize(_token(request), key, AccessLevel.WRITE)
-        _run(key)
+        _run(key, _token(request), AccessLevel.WRITE)
         state.runs.delete(key)
         return JSONResponse({"deleted": key})
 
@@ -228,9 +237,7 @@ def build_app(state: ServerState):
         return JSONResponse({"runs": [r.summary() for r in state.runs.runs.values()]})
 
     async def run_logs(request: Request):
-        key = request.path_params["key"]
-        state.authorize(_token(request), key, AccessLevel.READ)
-        run = _run(key)
+        run = _run(request.path_params["key"], _token(request), AccessLevel.READ)
 
         async def lines():
             sent = 0
@@ -258,6 +265,8 @@ def build_app(state: ServerState):
             user = spec["user"]
             access = AccessLevel(spec.get("access", "read"))
             resources = spec.get("resources") or ["*"]
+            if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+                raise TypeError("'resources' must be a list of names")
         except (ValueError, KeyError, TypeError) as e:
             raise HTTPProblem(400, "bad_request", "give {'user': NAME, 'access': 'read'|'write', "
                               f"'resources': [NAMES or '*']}} ({e})") from None
@@ -284,12 +293,15 @@ def build_app(state: ServerState):
         log.info("tokens revoked: %s", ",".join(gone))
         return JSONResponse({"revoked": gone})
 
-    def _run(key: str) -> Run:
+    def _run(key: str, token: str | None, access: AccessLevel) -> Run:
+        """The run ``key``, if the caller has ``access`` on the function it belongs to."""
         run = state.runs.get(key)
         if run is None:
+            state.authorize(token, "*", access)  # no hint about which keys exist
             raise HTTPProblem(404, "run_not_found",
                               f"no run {key!r:.80} on this cluster: it was never made, was "
                               f"deleted, or the server restarted since")
+        state.authorize(token, run.name, access)
         return run
 
     # The call route comes early (it is the hot path); only /runs/... and /auth/... can also

@@ -42,7 +42,10 @@ class TokenStore:
         return self.public(entry), token
 
     def revoke(self, id_or_user: str) -> list[str]:
-        gone = [i for i, e in self.entries.items() if id_or_user in (i, e["user"])]
+        if id_or_user in self.entries:  # an id names one token, even if a user has that name
+            gone = [id_or_user]
+        else:
+            gone = [i for i, e in self.entries.items() if e["user"] == id_or_user]
         for i in gone:
             del self.entries[i]
         if gone:

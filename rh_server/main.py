@@ -86,6 +86,10 @@ def main(argv=None) -> None:
             ctx.settings[key] = json.loads(value)
         except ValueError:
             sys.exit(f"rh server: --setting {key} is not valid JSON")
+    proxy = ctx.settings.get("caddy")
+    if isinstance(proxy, dict) and not _loopback(str(proxy.get("host") or "127.0.0.1")) \
+            and not args.den_auth:
+        sys.exit("rh server: refusing a proxy on a non-loopback address without --den-auth")
     if args.shm_dir:
         from rh_core import shm
 
@@ -126,7 +130,7 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
             "started": time.time(), "python": sys.executable, "log_file": ctx.settings["log_file"],
             "shm_dir": ctx.settings.get("shm_dir"), "certfile": ctx.settings.get("certfile"),
             # Where clients reach the server, when a plugin fronts it (e.g. Caddy).
-            "public": ctx.settings.get("public"),
+            "public": ctx.settings.get("public"), "den_auth": ctx.den_auth,
         }))
     log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
              ctx.cluster_name, ctx.host, ctx.port, os.getpid())

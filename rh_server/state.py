@@ -160,8 +160,9 @@ class ServerState:
         verdict = self._verdict(token, resource, needed)
         if verdict is True:
             return token is not None
-        if verdict is None and token is None and not self.ctx.den_auth and needed == AccessLevel.READ:
-            return False
+        if not self.ctx.den_auth and needed == AccessLevel.READ and (
+                token is None or verdict is False):
+            return False  # public reads: a valid token never gets less than no token
         if token is None:
             raise HTTPProblem(401, "auth", "this needs a bearer token (Authorization: Bearer ...)")
         if verdict is None:

@@ -188,3 +188,72 @@ def test_huge_and_bad_bodies_are_4xx_and_the_server_keeps_serving(secure, url):
                    headers={**owner, "Content-Type": wire.PICKLE_CT})
     assert r.status_code == 400 and "could not be decoded" in r.json()["error"]["message"]
     assert httpx.get(f"{url}/add/call?a=1&b=2", headers=owner).json() == 3
+
+
+def test_running_server_with_other_settings_is_not_silently_reused(own_cluster):
+    rh.function(userfns.add).to(own_cluster)  # started without den_auth
+    asking = rh.cluster(name=own_cluster.name, provider="local", den_auth=True)
+    with pytest.raises(rh.ConfigError, match="already runs with other settings .*den_auth: "
+                                             "running False, asked True.*restart"):
+        asking.up_if_not()
+    asking.restart_server()
+    assert asking.status()["den_auth"] is True
+    assert httpx.get(f"{asking.client().info.base_url}/keys").status_code == 401
+
+
+def test_runs_are_guarded_by_their_functions_grants(secure, url):
+    mine = rh.function(userfns.add).to(secure).remote(5, 5)
+    rh.get(mine)
+    only_concat = secure.grant("judy", "read", ["concat"])
+    only_add = secure.grant("ken", "read", ["add"])
+    r = httpx.get(f"{url}/runs/{mine.run_key}", headers=_bearer(only_add))
+    assert r.status_code == 200 and wire.loads_pickle(r.content) == 10
+    assert httpx.get(f"{url}/runs/{mine.run_key}",
+                     headers=_bearer(only_concat)).status_code == 403
+    r = httpx.get(f"{url}/runs/no-such-run", headers=_bearer(only_add))
+    assert r.status_code == 403  # unknown keys tell a narrow token nothing
+
+
+def test_a_narrow_token_never_gets_less_than_no_token(own_cluster):
+    rh.function(userfns.add).to(own_cluster)
+    rh.function(userfns.concat).to(own_cluster)
+    narrow = own_cluster.grant("lena", "read", ["concat"])
+    url = own_cluster.client().info.base_url
+    assert httpx.get(f"{url}/add/call?a=1&b=1").json() == 2  # public without den_auth
+    assert httpx.get(f"{url}/add/call?a=1&b=1", headers=_bearer(narrow)).json() == 2
+    assert httpx.get(f"{url}/status", headers=_bearer(narrow)).status_code == 200
+
+
+def test_grant_resources_must_be_a_list(secure, url):
+    owner = {"Authorization": secure.client().http.headers["authorization"]}
+    r = httpx.post(f"{url}/auth/tokens", json={"user": "x", "resources": "concat"},
+                   headers=owner)
+    assert r.status_code == 400 and "must be a list" in r.json()["error"]["message"]
+
+
+def test_anonymous_bodies_are_limited_before_they_are_read(own_cluster):
+    import socket
+
+    rh.function(userfns.add).to(own_cluster)
+    port = httpx.URL(own_cluster.client().info.base_url).port
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST /add/call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000000\r\n\r\n")
+        s.settimeout(10)
+        answer = ""
+        while "MiB" not in answer:
+            chunk = s.recv(4096).decode()
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith("HTTP/1.1 413") and "64 MiB" in answer
+
+
+def test_caddy_without_its_plugin_says_what_to_install(own_cluster, monkeypatch):
+    """The plugin's absence is simulated at the library boundary (no entry points)."""
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    c = rh.cluster(name="no-caddy", provider="local", use_caddy=True, server_port=18443)
+    with pytest.raises(rh.ConfigError, match="needs the rh-caddy plugin"):
+        c.up_if_not()

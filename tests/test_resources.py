@@ -48,13 +48,13 @@ def test_unknown_provider_lists_installed():
     with pytest.raises(rh.UnknownPluginItemError, match=r"unknown compute provider 'nope'; .*local"):
         rh.cluster(name="x", provider="nope")
     config = {"resource_type": "cluster", "subtype": "nope2", "name": "y"}
-    with pytest.raises(rh.UnknownPluginItemError, match="installed compute providers: local"):
+    with pytest.raises(rh.UnknownPluginItemError, match="installed compute providers: .*local"):
         Resource.from_config(config)
 
 
 def test_unknown_connection_type_lists_installed():
     c = rh.cluster(name="conn-test", provider="local", server_connection_type="carrier-pigeon")
-    expected = "unknown connection type 'carrier-pigeon'; installed connection types: none, tls"
+    expected = "unknown connection type 'carrier-pigeon'; installed connection types: none, .*tls"
     with pytest.raises(rh.UnknownPluginItemError, match=expected):
         c.client()
     assert not c.is_up()  # refused before anything was started

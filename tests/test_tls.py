@@ -93,3 +93,17 @@ def test_exposed_server_without_tokens_is_refused(rh_home):
     out = subprocess.run([sys.executable, "-m", "rh_server", "--host", "0.0.0.0", "--port", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "without --den-auth" in out.stderr
+
+
+def test_certificate_is_remade_when_the_names_change(tmp_path):
+    from cryptography import x509
+
+    from rh_core import tls
+
+    cert, _ = tls.self_signed(tmp_path, ["a.internal"])
+    first = cert.read_bytes()
+    assert tls.self_signed(tmp_path, ["a.internal"])[0].read_bytes() == first  # kept
+    cert, _ = tls.self_signed(tmp_path, ["b.internal"])
+    names = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "b.internal" in names and cert.read_bytes() != first

@@ -167,6 +167,7 @@ def rh_server_startup(server):
         "port": port,
         "scheme": "http" if tls_mode == "off" else "https",
         "cert": cert,
+        "bind_host": host,
     }
     log.info("caddy (pid %s) fronts the server on %s:%s, tls %s", proc.pid, host, port, tls_mode)
 

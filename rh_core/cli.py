@@ -107,6 +107,28 @@ def logs(name: str = typer.Argument("local")) -> None:
     typer.echo(_cluster(name).logs(), nl=False)
 
 
+@app.command()
+@friendly
+def ssh(name: str = typer.Argument(..., help="cluster name"),
+        command: list[str] = typer.Argument(None, help="a command to run instead of a shell")) -> None:
+    """Open a shell on a cluster's head node (clusters reached over SSH)."""
+    cluster = _cluster(name)
+    if not hasattr(cluster, "ssh"):
+        raise typer.BadParameter(f"cluster {name!r} is not reached over SSH")
+    raise typer.Exit(cluster.ssh(" ".join(command) if command else None))
+
+
+@app.command()
+@friendly
+def notebook(name: str = typer.Argument(..., help="cluster name"),
+             port: int = typer.Option(8888, help="JupyterLab's port on the node")) -> None:
+    """Start JupyterLab on a cluster's head node and print the URL to open (via a tunnel)."""
+    cluster = _cluster(name)
+    if not hasattr(cluster, "notebook"):
+        raise typer.BadParameter(f"cluster {name!r} is not reached over SSH")
+    typer.echo(cluster.notebook(port))
+
+
 token_app = typer.Typer(help="Tokens that let other users call a cluster's functions.",
                         no_args_is_help=True)
 app.add_typer(token_app, name="token")

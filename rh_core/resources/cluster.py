@@ -175,5 +175,16 @@ class Cluster(Resource):
     def teardown(self) -> None:
         self.down()
 
+    def save(self, name: str | None = None) -> Cluster:
+        """Save the config under the cluster's name (or a folder path ending in that name): a
+        running cluster is found by its name, so saving cannot rename it."""
+        if name and self.name:
+            wanted = name.rsplit("/", 1)[-1].lstrip("~^@")
+            if wanted != self.short_name:
+                raise ConfigError(
+                    f"cluster {self.short_name!r} can only be saved under its own name (e.g. "
+                    f"'~/{self.short_name}'); make a new cluster to use the name {wanted!r}")
+        return super().save(name)
+
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_rt"}

@@ -20,10 +20,15 @@ def node(sshd):
     cluster.down()
 
 
-def test_bring_up_from_a_bare_node_and_call(node, sshd):
+def test_bring_up_from_a_bare_node_and_call(node, sshd, capfd):
     assert not (sshd["user_home"] / ".rh" / "venv").exists()
     f = rh.function(userfns.concat).to(node)
     assert f("run", "house") == "runhouse"
+    shown = capfd.readouterr().err  # not a terminal: one line per step, with its time
+    for step in ("connecting to rhbyo@127.0.0.1", "building the wheelhouse", "shipping wheels",
+                 "creating the virtualenv and installing the server", "starting the server",
+                 "syncing userpkg"):
+        assert f"rh byo-test: {step}" in shown, shown
     # Everything lives under the user's rh home on the node, in its own virtualenv.
     assert (sshd["user_home"] / ".rh" / "venv" / "bin" / "python").exists()
     pid = rh.function(userfns.pid).to(node)()
@@ -126,3 +131,52 @@ def test_passwords_never_go_into_configs(sshd):
         rh.cluster(name="x", ips=["127.0.0.1"], ssh_creds={"ssh_password": "hunter2"})
     with pytest.raises(rh.ConfigError, match="unknown ssh_creds key"):
         rh.cluster(name="x", ips=["127.0.0.1"], ssh_creds={"ssh_usr": "a"})
+
+
+def test_run_setup_runs_each_command_once(node):
+    first = node.run_setup(["echo setup-ran >> ~/.rh/setup-count.txt"])
+    assert first[0][0] == 0
+    again = node.run_setup(["echo setup-ran >> ~/.rh/setup-count.txt"])
+    assert "already run" in again[0][2]
+    assert node.run("grep -c setup-ran ~/.rh/setup-count.txt")[0][1].strip() == "1"
+    with pytest.raises(rh.ConfigError, match="setup command `false` failed"):
+        node.run_setup(["false"])
+
+
+def test_run_python_uses_the_clusters_python(node):
+    (code, out, _), = node.run_python(["import sys, rh_core", "print(sys.prefix, rh_core.__name__)"])
+    assert code == 0 and out.strip().endswith(".rh/venv rh_core")
+
+
+def test_ssh_runs_a_command_and_tunnel_reaches_the_server(node, capfd):
+    node.up_if_not()
+    assert node.ssh("echo from-the-node") == 0
+    assert "from-the-node" in capfd.readouterr().out
+    import httpx
+
+    local = node.ssh_tunnel(None, node.provider.port)
+    assert httpx.get(f"http://127.0.0.1:{local}/health").json()["status"] == "ok"
+
+
+def test_notebook_without_jupyter_says_what_to_do(node):
+    with pytest.raises(rh.ConfigError, match="JupyterLab is not installed"):
+        node.notebook()
+
+
+def test_cli_ssh_and_status(node, sshd):
+    import json
+    import subprocess
+    import sys
+
+    node.up_if_not()
+    node.save("~/byo-test")
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "rh_core.cli", "ssh", "~/byo-test", "echo",
+                          "cli-hello"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "cli-hello" in out.stdout, out.stderr
+    out = subprocess.run([sys.executable, "-m", "rh_core.cli", "status", "~/byo-test"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["cluster"] == "byo-test"
+    with pytest.raises(rh.ConfigError, match="can only be saved under its own name"):
+        node.save("~/another-name")

@@ -42,3 +42,24 @@ class BYOCluster(Cluster):
     def run(self, commands: list[str] | str, node: str | int = 0) -> list[tuple[int, str, str]]:
         """Run shell commands on a node (index, address, or "all"); [(code, stdout, stderr)]."""
         return self.provider.run(commands, node)
+
+    def run_setup(self, commands: list[str] | str) -> list[tuple[int, str, str]]:
+        """Run setup commands once per cluster: each command that already ran (recorded on the
+        head node) is skipped. A failing command is not recorded and raises."""
+        return self.provider.run_setup(commands)
+
+    def run_python(self, lines: list[str] | str, node: str | int = 0) -> list[tuple[int, str, str]]:
+        """Run Python code with the cluster's Python (the server's virtualenv)."""
+        return self.provider.run_python(lines, node)
+
+    def ssh(self, command: str | None = None) -> int:
+        """An interactive shell on the head node (or one command); returns its exit code."""
+        return self.provider.ssh(command)
+
+    def ssh_tunnel(self, local_port: int | None, remote_port: int) -> int:
+        """Forward a local port to ``remote_port`` on the head node; returns the local port."""
+        return self.provider.node.forward(remote_port, local_port)
+
+    def notebook(self, port: int = 8888) -> str:
+        """JupyterLab on the head node through a tunnel; returns the URL to open."""
+        return self.provider.notebook(port)

@@ -15,6 +15,7 @@ from rh_byo.ssh import SSHError, SSHNode
 from rh_core import tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
+from rh_core.progress import Steps
 
 NODE_HOME = "~/.rh"
 SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
@@ -84,20 +85,31 @@ class BYOProvider(ComputeProvider):
         return None
 
     def up(self) -> Endpoint:
-        info = self._probe()
+        steps = Steps(self.cluster.short_name)
+        with steps.step(f"connecting to {self.node.target}"):
+            info = self._probe()
         _, key = wheelhouse._source()
         if info.get("alive") and info.get("record") and info.get("wheelhouse") == key:
             return Endpoint("127.0.0.1", int(info["record"]["port"]), self._token())
         if info.get("alive"):  # a server from another rh version: replace it
-            self._stop(int(info["alive"]))
+            with steps.step("stopping a server of another rh version"):
+                self._stop(int(info["alive"]))
         if info.get("wheelhouse") != key:
-            self._install()
-        return self._start()
+            self._install(steps)
+        with steps.step("starting the server"):
+            return self._start()
 
-    def _install(self) -> None:
-        folder, key = wheelhouse.build()
-        self.node.run(f"mkdir -p {NODE_HOME}/wheelhouse")
-        self.node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
+    def _install(self, steps: Steps) -> None:
+        with steps.step("building the wheelhouse (cached)") as s:
+            folder, key = wheelhouse.build(log=lambda _: None)
+            s["note"] = f"{len(list(folder.glob('*.whl')))} wheels"
+        with steps.step("shipping wheels"):
+            self.node.run(f"mkdir -p {NODE_HOME}/wheelhouse")
+            self.node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
+        with steps.step("creating the virtualenv and installing the server"):
+            self._install_venv(key)
+
+    def _install_venv(self, key: str) -> None:
         script = f"""
 set -e
 cd {NODE_HOME}
@@ -187,8 +199,61 @@ echo $!
         extra = [f"--exclude={e}" for e in SYNC_EXCLUDES]
         if (root / ".gitignore").exists():
             extra.append("--filter=:- .gitignore")
-        self.node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
+        with Steps(self.cluster.short_name).step(f"syncing {root.name}") as s:
+            stats = self.node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
+            sent = [ln for ln in stats.splitlines() if "files transferred" in ln]
+            s["note"] = f"{sent[0].split(':')[1].strip()} files sent" if sent else ""
         return f"{self._home}/.rh/{remote}"
+
+    def run_setup(self, commands) -> list[tuple[int, str, str]]:
+        cmds = [commands] if isinstance(commands, str) else list(commands)
+        done_file = f"{self.cluster_dir}/setup.done"
+        self.node.run(f"mkdir -p {self.cluster_dir}; touch {done_file}")
+        done = set(self.node.run(f"cat {done_file}").stdout.split())
+        out = []
+        for c in cmds:
+            digest = hashlib.sha256(c.encode()).hexdigest()[:16]
+            if digest in done:
+                out.append((0, "", "(already run on this cluster)"))
+                continue
+            p = self.node.run(c, check=False)
+            out.append((p.returncode, p.stdout, p.stderr))
+            if p.returncode != 0:
+                raise ConfigError(f"setup command `{c}` failed on {self.node.target} "
+                                  f"(exit code {p.returncode}): {(p.stdout + p.stderr)[-2000:]}")
+            self.node.run(f"echo {digest} >> {done_file}")
+        return out
+
+    def run_python(self, lines, node=0) -> list[tuple[int, str, str]]:
+        code = lines if isinstance(lines, str) else "\n".join(lines)
+        out = []
+        for n in self._nodes(node):
+            p = n.run(f'P={NODE_HOME}/venv/bin/python; [ -x "$P" ] || P=python3; "$P" -',
+                      input=code, check=False)
+            out.append((p.returncode, p.stdout, p.stderr))
+        return out
+
+    def ssh(self, command: str | None = None) -> int:
+        import subprocess
+
+        args = ["ssh", "-t", *self.node.options(), self.node.target]
+        return subprocess.call(args + ([command] if command else []))
+
+    def notebook(self, port: int = 8888) -> str:
+        has = self.node.run(f"{NODE_HOME}/venv/bin/python -c 'import jupyterlab' 2>/dev/null "
+                            f"&& echo yes || echo no").stdout.strip()
+        if has != "yes":
+            raise ConfigError(
+                f"JupyterLab is not installed on {self.node.target}: install it into the "
+                f"cluster's Python first, e.g. cluster.run(['~/.rh/venv/bin/python -m pip "
+                f"install jupyterlab']) (or give an env with reqs=['jupyterlab'])")
+        token = tokens.new_grant_token()[4:24]
+        self.node.run(
+            f"setsid nohup {NODE_HOME}/venv/bin/python -m jupyterlab --no-browser "
+            f"--ip 127.0.0.1 --port {port} --IdentityProvider.token={token} "
+            f"> {self.cluster_dir}/notebook.log 2>&1 < /dev/null &")
+        local = self.node.forward(port)
+        return f"http://127.0.0.1:{local}/lab?token={token}"
 
     def run(self, commands, node=0) -> list[tuple[int, str, str]]:
         cmds = [commands] if isinstance(commands, str) else list(commands)

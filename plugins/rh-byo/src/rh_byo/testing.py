@@ -1,0 +1,108 @@
+"""A private OpenSSH server on 127.0.0.1, for rh-byo's tests and benchmarks (needs root).
+
+:func:`start_sshd` makes a test user (a normal account with a locked password: key login only),
+a host key and a client key in a new temp folder, and starts ``sshd`` with its own config;
+:meth:`Sshd.stop` stops exactly that process, by PID, and removes the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import attrs
+
+
+@attrs.define
+class Sshd:
+    host: str
+    port: int
+    user: str
+    key: str
+    dir: Path
+    user_home: Path
+    proc: subprocess.Popen
+
+    @property
+    def creds(self) -> dict:
+        return {"ssh_user": self.user, "ssh_private_key": self.key, "ssh_port": self.port}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def missing() -> str | None:
+    """What is missing to run a private sshd here, or None."""
+    if os.geteuid() != 0:
+        return "root"
+    if not Path("/usr/sbin/sshd").exists():
+        return "openssh-server"
+    if shutil.which("rsync") is None:
+        return "rsync"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sshd(user: str = "rhbyo", fresh_home: bool = True, extra_config: str = "") -> Sshd:
+    """Start a private sshd for ``user`` (created if needed); ``fresh_home`` empties its ~/.rh."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True)
+    subprocess.run(["usermod", "-p", "*", user], check=True)
+    user_home = Path(pwd.getpwnam(user).pw_dir)
+    if fresh_home:
+        shutil.rmtree(user_home / ".rh", ignore_errors=True)
+    # Not under a private temp root: sshd reads authorized_keys as the user.
+    d = Path(tempfile.mkdtemp(prefix="rh-sshd-"))
+    d.chmod(0o755)
+    for name in ("host_key", "id_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)
+    auth = d / "authorized_keys"
+    auth.write_text((d / "id_ed25519.pub").read_text())
+    auth.chmod(0o644)
+    port = _free_port()
+    config = d / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_key
+PidFile {d}/sshd.pid
+AuthorizedKeysFile {auth}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin no
+AllowUsers {user}
+AllowTcpForwarding yes
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+{extra_config}
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(d / "sshd.log")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sshd exited: {(d / 'sshd.log').read_text()[-2000:]}") \
+                    from None
+            time.sleep(0.05)
+    return Sshd("127.0.0.1", port, user, str(d / "id_ed25519"), d, user_home, proc)

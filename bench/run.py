@@ -49,6 +49,10 @@ TARGETS = {
     "throughput_http": ("info", None),
     "auth": ("le_ratio", 1.10),
     "tls_caddy": ("le_ratio", 2.0),
+    "byo_cold": ("le", 20.0),
+    "byo_warm": ("le", 0.5),
+    "byo_redeploy": ("le", 0.3),
+    "byo_latency": ("le_ratio", 1.5),
     "cold_start": ("le", 2.0),
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
@@ -61,13 +65,18 @@ FIGURES = {
     "throughput_http": "64 MiB echo, HTTP only (RH_SHM=off, as remote)",
     "auth": "call with token checks (den_auth, cached) vs none",
     "tls_caddy": "call over TLS through Caddy vs plain HTTP",
+    "byo_cold": "byo: cold bring-up over SSH (wheelhouse cached)",
+    "byo_warm": "byo: warm .to() on a ready node (median)",
+    "byo_redeploy": "byo: redeploy after a one-line change (median)",
+    "byo_latency": "byo: trivial call through the SSH tunnel vs local",
     "cold_start": "local cluster cold start, new process (median)",
     "redeploy": "redeploy changed code: .to() + first call (median)",
     "map": f"map of {MAP_ITEMS:,} trivial items (median)",
 }
 
 UNITS = {"latency": "s", "latency_json": "s", "throughput": "MiB/s", "throughput_http": "MiB/s",
-         "auth": "s", "tls_caddy": "s",
+         "auth": "s", "tls_caddy": "s", "byo_cold": "s", "byo_warm": "s", "byo_redeploy": "s",
+         "byo_latency": "s",
          "cold_start": "s",
          "redeploy": "s", "map": "items/s"}
 
@@ -482,9 +491,16 @@ def bench_cold_start(ctx: dict, repeats: int) -> list[dict]:
 
 
 def bench_redeploy(ctx: dict, repeats: int) -> list[dict]:
+    times = redeploy_times(ctx["cluster"], repeats)
+    return [{"key": "redeploy", "figure": FIGURES["redeploy"],
+             "ours": statistics.median(times), "baseline": None, "unit": "s",
+             "samples": {"ours": summary(times)}, "details": {"repeats": repeats}}]
+
+
+def redeploy_times(cluster, repeats: int) -> list[float]:
+    """Times of ``.to()`` + first call after a one-line change of a module, ``repeats`` times."""
     import rh_core as rh
 
-    cluster = ctx["cluster"]
     code_dir = Path(tempfile.mkdtemp(prefix="rh-bench-code-"))
     modname = f"rh_bench_redeploy_{os.getpid()}"
     path = code_dir / f"{modname}.py"
@@ -523,9 +539,69 @@ def bench_redeploy(ctx: dict, repeats: int) -> list[dict]:
         sys.path.remove(str(code_dir))
         sys.modules.pop(modname, None)
         shutil.rmtree(code_dir, ignore_errors=True)
-    return [{"key": "redeploy", "figure": FIGURES["redeploy"],
-             "ours": statistics.median(times), "baseline": None, "unit": "s",
-             "samples": {"ours": summary(times)}, "details": {"repeats": repeats}}]
+    return times
+
+
+def bench_byo(ctx: dict, calls: int) -> list[dict]:
+    """A bring-your-own cluster over real SSH to a private sshd on 127.0.0.1 (needs root,
+    openssh-server, rsync and the rh-byo plugin)."""
+    try:
+        from rh_byo import testing, wheelhouse
+    except ImportError:
+        raise RuntimeError("the rh-byo plugin is not installed (pip install -e plugins/rh-byo): "
+                           "no bring-your-own figures") from None
+    lacking = testing.missing()
+    if lacking:
+        raise RuntimeError(f"no bring-your-own figures: this needs {lacking}")
+    import rh_core as rh
+
+    os.environ["RH_QUIET"] = "1"
+    wheelhouse.build(log=lambda _: None)  # the target is with the wheelhouse cached
+    sshd = testing.start_sshd("rhbench")
+    cluster = None
+    try:
+        t0 = time.perf_counter()
+        cluster = rh.cluster(name="bench-byo", ips=["127.0.0.1"], ssh_creds=sshd.creds)
+        f = rh.function(ctx["trivial"]).to(cluster)
+        if f(ARG) != ARG:
+            raise AssertionError("trivial returned the wrong value on the byo cluster")
+        cold = time.perf_counter() - t0
+        warm = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            again = rh.cluster(name="bench-byo", ips=["127.0.0.1"], ssh_creds=sshd.creds)
+            rh.function(ctx["trivial"]).to(again)
+            warm.append(time.perf_counter() - t0)
+        redeploy = redeploy_times(cluster, 5)
+        local_f = ctx["f"]
+
+        def via_tunnel():
+            if f(ARG) != ARG:
+                raise AssertionError("trivial returned the wrong value")
+
+        def local():
+            if local_f(ARG) != ARG:
+                raise AssertionError("trivial returned the wrong value")
+
+        t = interleaved({"byo": via_tunnel, "local": local}, calls)
+    finally:
+        os.environ.pop("RH_QUIET", None)
+        if cluster is not None:
+            cluster.down()
+        sshd.stop()
+    return [
+        {"key": "byo_cold", "figure": FIGURES["byo_cold"], "ours": cold, "baseline": None,
+         "unit": "s", "samples": {"ours": summary([cold])}},
+        {"key": "byo_warm", "figure": FIGURES["byo_warm"], "ours": statistics.median(warm),
+         "baseline": None, "unit": "s", "samples": {"ours": summary(warm)}},
+        {"key": "byo_redeploy", "figure": FIGURES["byo_redeploy"],
+         "ours": statistics.median(redeploy), "baseline": None, "unit": "s",
+         "samples": {"ours": summary(redeploy)}},
+        {"key": "byo_latency", "figure": FIGURES["byo_latency"],
+         "ours": statistics.median(t["byo"]), "baseline": statistics.median(t["local"]),
+         "unit": "s", "baseline_name": "the same call on the local cluster",
+         "samples": {"byo": summary(t["byo"]), "local": summary(t["local"])}},
+    ]
 
 
 def bench_map(ctx: dict, repeats: int) -> list[dict]:
@@ -716,6 +792,8 @@ def main(argv=None) -> int:
         run("token checks", needs_cluster(bench_auth), ctx, sizes["calls"], keys=["auth"])
         run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
             keys=["tls_caddy"])
+        run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],
+            keys=["byo_cold", "byo_warm", "byo_redeploy", "byo_latency"])
     finally:
         if cluster is not None:
             try:

@@ -180,3 +180,25 @@ def test_cli_ssh_and_status(node, sshd):
     assert json.loads(out.stdout)["cluster"] == "byo-test"
     with pytest.raises(rh.ConfigError, match="can only be saved under its own name"):
         node.save("~/another-name")
+
+
+def test_node_without_python_says_which_host_and_what_was_tried():
+    """A node whose login PATH has no python3 (a second private sshd that sets PATH)."""
+    from rh_byo import testing
+
+    bare = testing.start_sshd("rhbyo", fresh_home=False, extra_config="SetEnv PATH=/nonexistent")
+    try:
+        c = rh.cluster(name="byo-nopython", ips=["127.0.0.1"], ssh_creds=bare.creds)
+        with pytest.raises(rh.ConfigError, match="no python3 on rhbyo@127.0.0.1: looked for "
+                                                 "`python3` on the login shell's PATH"):
+            c.up_if_not()
+        c.provider.node.close()
+    finally:
+        bare.stop()
+
+
+def test_failing_package_install_on_the_node_shows_pips_output(node):
+    env = rh.env(name="broken-remote", reqs=["rh-no-such-package-zzz-404"])
+    with pytest.raises(rh.PackageInstallError, match="(?s)rh-no-such-package-zzz-404.*pip said"):
+        rh.function(userfns.add).to(node, env=env)
+    assert rh.function(userfns.add).to(node)(1, 2) == 3  # the cluster is fine afterwards

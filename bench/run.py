@@ -91,17 +91,9 @@ SIZES = {
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
+    from rh_core.local import process_alive
+
+    return process_alive(pid)
 
 
 def stop_pid(pid: int, timeout: float = 10.0) -> None:

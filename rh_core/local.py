@@ -40,7 +40,8 @@ class LocalCluster(Cluster):
     name: str | None = "local"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not; our own exited child is reaped)."""
     try:  # reap it if it is our own exited child
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False
@@ -120,7 +121,7 @@ class LocalProvider(ComputeProvider):
 
     def endpoint(self) -> Endpoint | None:
         rec = self._record()
-        if not rec or not _alive(int(rec["pid"])):
+        if not rec or not process_alive(int(rec["pid"])):
             return None
         return self._endpoint(rec)
 
@@ -285,15 +286,15 @@ class LocalProvider(ComputeProvider):
         if not rec:
             return
         pid = int(rec["pid"])
-        if _alive(pid):
+        if process_alive(pid):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             deadline = time.monotonic() + 15
-            while _alive(pid) and time.monotonic() < deadline:
+            while process_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.record_path.unlink(missing_ok=True)
         if rec.get("shm_dir"):  # the server removes it when it stops; not when it was killed

@@ -5,11 +5,12 @@ Every server a fixture starts is stopped by the PID it recorded (``cluster.down(
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from rh_core.testing import private_home
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "userpkg"))
@@ -17,14 +18,8 @@ sys.path.insert(0, str(HERE / "userpkg"))
 
 @pytest.fixture(scope="session", autouse=True)
 def rh_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("rh-home")
-    old = os.environ.get("RH_HOME")
-    os.environ["RH_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("RH_HOME", None)
-    else:
-        os.environ["RH_HOME"] = old
+    with private_home(tmp_path_factory.mktemp("rh-home")) as home:
+        yield home
 
 
 @pytest.fixture(scope="session")

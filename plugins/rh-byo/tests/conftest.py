@@ -8,12 +8,13 @@ node's rh home is the test user's ``~/.rh``, emptied at the start of the session
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 from rh_byo import testing
+
+from rh_core.testing import private_home
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "userpkg"))
@@ -22,14 +23,8 @@ USER = "rhbyo"
 
 @pytest.fixture(scope="session", autouse=True)
 def rh_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("rh-home")
-    old = os.environ.get("RH_HOME")
-    os.environ["RH_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("RH_HOME", None)
-    else:
-        os.environ["RH_HOME"] = old
+    with private_home(tmp_path_factory.mktemp("rh-home")) as home:
+        yield home
 
 
 @pytest.fixture(scope="session")

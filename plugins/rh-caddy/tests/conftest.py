@@ -3,13 +3,14 @@ test command with apt-get). Servers and Caddy processes are stopped by PID."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
 from pathlib import Path
 
 import pytest
+
+from rh_core.testing import private_home
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "userpkg"))
@@ -20,14 +21,8 @@ def rh_home(tmp_path_factory):
     if shutil.which("caddy") is None:
         pytest.fail("Caddy is not installed: `apt-get install caddy` (bash scripts/test does it)",
                     pytrace=False)
-    home = tmp_path_factory.mktemp("rh-home")
-    old = os.environ.get("RH_HOME")
-    os.environ["RH_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("RH_HOME", None)
-    else:
-        os.environ["RH_HOME"] = old
+    with private_home(tmp_path_factory.mktemp("rh-home")) as home:
+        yield home
 
 
 @pytest.fixture

@@ -202,3 +202,38 @@ def test_failing_package_install_on_the_node_shows_pips_output(node):
     with pytest.raises(rh.PackageInstallError, match="(?s)rh-no-such-package-zzz-404.*pip said"):
         rh.function(userfns.add).to(node, env=env)
     assert rh.function(userfns.add).to(node)(1, 2) == 3  # the cluster is fine afterwards
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("connection", ["none", "tls"])
+def test_direct_connections_to_a_byo_node(sshd, connection):
+    import ssl
+
+    import httpx
+
+    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": sshd["port"]}
+    kw = {"name": f"byo-{connection}", "ips": ["127.0.0.1"], "ssh_creds": creds,
+          "server_connection_type": connection, "server_port": _free_port()}
+    with pytest.raises(rh.ConfigError, match="set den_auth=True"):
+        rh.cluster(**kw).up_if_not()
+    c = rh.cluster(**kw, den_auth=True)
+    try:
+        assert rh.function(userfns.concat).to(c)("run", "house") == "runhouse"
+        info = c.client().info
+        scheme = "https" if connection == "tls" else "http"
+        assert info.base_url == f"{scheme}://127.0.0.1:{kw['server_port']}"  # no tunnel
+        token = c.grant("alice", "read")
+        verify = ssl.create_default_context(cafile=info.verify) if connection == "tls" else False
+        r = httpx.get(f"{info.base_url}/concat/call?a=run&b=house", verify=verify,
+                      headers={"Authorization": f"Bearer {token}"})
+        assert r.json() == "runhouse"
+        assert httpx.get(f"{info.base_url}/keys", verify=verify).status_code == 401
+    finally:
+        c.down()

@@ -50,7 +50,39 @@ class BYOProvider(ComputeProvider):
 
     @property
     def port(self) -> int:
-        return self.cluster.server_port or 32300
+        c = self.cluster
+        if c.server_connection_type == "ssh":
+            return c.server_port or 32300
+        if c.fronted:
+            raise ConfigError("Caddy in front of a byo node is not built yet: give the cluster a "
+                              "server_port other than 80/443 (the server then serves it itself)")
+        return c.default_port
+
+    @property
+    def direct(self) -> bool:
+        """Whether clients connect to the node's address (none/tls), not through a tunnel."""
+        return self.cluster.server_connection_type != "ssh"
+
+    def _endpoint(self, port: int) -> Endpoint:
+        if not self.direct:
+            return Endpoint("127.0.0.1", port, self._token())
+        cert = self._tls_files()[0]
+        return Endpoint(self.cluster.ips[0], port, self._token(),
+                        tls_cert=str(cert) if cert else None)
+
+    def _tls_files(self):
+        """Certificate and key for a tls cluster: the given ones, or a self-signed pair made on
+        the client (so the client knows what to trust) naming the node's addresses."""
+        c = self.cluster
+        if c.server_connection_type != "tls":
+            return None, None
+        if c.ssl_certfile and c.ssl_keyfile:
+            return Path(c.ssl_certfile).expanduser(), Path(c.ssl_keyfile).expanduser()
+        from rh_core import tls
+        from rh_core.paths import rh_home
+
+        return tls.self_signed(rh_home() / "clusters" / c.short_name / "tls",
+                               [*c.ips, *([c.domain] if c.domain else [])])
 
     @property
     def cluster_dir(self) -> str:
@@ -81,7 +113,7 @@ class BYOProvider(ComputeProvider):
         except SSHError:
             return None
         if info.get("alive") and info.get("record"):
-            return Endpoint("127.0.0.1", int(info["record"]["port"]), self._token())
+            return self._endpoint(int(info["record"]["port"]))
         return None
 
     def up(self) -> Endpoint:
@@ -90,7 +122,7 @@ class BYOProvider(ComputeProvider):
             info = self._probe()
         _, key = wheelhouse._source()
         if info.get("alive") and info.get("record") and info.get("wheelhouse") == key:
-            return Endpoint("127.0.0.1", int(info["record"]["port"]), self._token())
+            return self._endpoint(int(info["record"]["port"]))
         if info.get("alive"):  # a server from another rh version: replace it
             with steps.step("stopping a server of another rh version"):
                 self._stop(int(info["alive"]))
@@ -131,15 +163,31 @@ echo {shlex.quote(key)} > venv/.rh-wheelhouse
         name = self.cluster.short_name
         d = self.cluster_dir
         den = " --den-auth" if self.cluster.den_auth else ""
+        host = "127.0.0.1"
+        tls_args = ""
+        if self.direct:  # reachable from other machines: the server refuses this without tokens
+            if not self.cluster.den_auth:
+                raise ConfigError(
+                    f"connection type {self.cluster.server_connection_type!r} exposes the server "
+                    f"of {name!r} on {self.cluster.ips[0]}: set den_auth=True (tokens), or use "
+                    f"the default 'ssh' connection")
+            host = self.cluster.server_host if self.cluster.server_host not in (
+                None, "127.0.0.1") else "0.0.0.0"
+            cert, key = self._tls_files()
+            if cert:
+                self.node.run(f"mkdir -p {d}/tls && chmod 700 {d}/tls")
+                self.node.rsync(str(cert), f"{d}/tls/cert.pem", [])
+                self.node.rsync(str(key), f"{d}/tls/key.pem", [])
+                tls_args = f" --certfile {d}/tls/cert.pem --keyfile {d}/tls/key.pem"
         script = f"""
 set -e
 mkdir -p {d}
 rm -f {d}/server.json
 read -r RH_SERVER_TOKEN
 export RH_SERVER_TOKEN
-setsid nohup {NODE_HOME}/venv/bin/python -m rh_server --host 127.0.0.1 --port {self.port} \
+setsid nohup {NODE_HOME}/venv/bin/python -m rh_server --host {host} --port {self.port} \
     --name {shlex.quote(name)} --home {NODE_HOME} --record {d}/server.json \
-    --log-file {d}/server.log{den} > {d}/server.out 2>&1 < /dev/null &
+    --log-file {d}/server.log{den}{tls_args} > {d}/server.out 2>&1 < /dev/null &
 echo $!
 """
         script = script.replace(NODE_HOME, "$HOME/.rh")
@@ -149,7 +197,7 @@ echo $!
             info = self._probe()
             rec = info.get("record")
             if rec and rec.get("pid") == pid and info.get("alive"):
-                return Endpoint("127.0.0.1", int(rec["port"]), self._token())
+                return self._endpoint(int(rec["port"]))
             if not info.get("alive") and rec is None and time.monotonic() > deadline - 55:
                 check = self.node.run(f"kill -0 {pid} 2>/dev/null && echo up || echo down").stdout
                 if "down" in check:

@@ -237,3 +237,25 @@ def test_direct_connections_to_a_byo_node(sshd, connection):
         assert httpx.get(f"{info.base_url}/keys", verify=verify).status_code == 401
     finally:
         c.down()
+
+
+def test_proxy_jump_through_another_host(sshd):
+    """The node reached through a jump host: a second private sshd (the same test user and
+    key), given as ssh_proxy_jump."""
+    from rh_byo import testing
+
+    jump = testing.start_sshd("rhbyo", fresh_home=False)
+    try:
+        (jump.dir / "authorized_keys").write_text(open(sshd["key"] + ".pub").read())
+        creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"],
+                 "ssh_port": sshd["port"],
+                 "ssh_proxy_jump": f"{jump.user}@127.0.0.1:{jump.port}"}
+        c = rh.cluster(name="byo-jump", ips=["127.0.0.1"], ssh_creds=creds)
+        c.provider.node.close()
+        (code, out, _), = c.run("echo via-jump")
+        assert (code, out) == (0, "via-jump\n")
+        log = (jump.dir / "sshd.log").read_text()
+        assert "Accepted publickey for rhbyo" in log  # the jump host carried the connection
+        c.provider.node.close()
+    finally:
+        jump.stop()

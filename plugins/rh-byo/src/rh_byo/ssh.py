@@ -71,10 +71,24 @@ class SSHNode:
             opts += ["-i", str(Path(c["ssh_private_key"]).expanduser()),
                      "-o", "IdentitiesOnly=yes"]
         if c.get("ssh_proxy_jump"):
-            opts += ["-J", c["ssh_proxy_jump"]]
+            # A ProxyCommand rather than -J: the hop then uses the same key and known_hosts
+            # (options given on the command line do not reach a -J hop).
+            opts += ["-o", f"ProxyCommand={self._jump_command(c['ssh_proxy_jump'])}"]
         if c.get("ssh_proxy_command"):
             opts += ["-o", f"ProxyCommand={c['ssh_proxy_command']}"]
         return opts
+
+    def _jump_command(self, jump: str) -> str:
+        user_host, _, port = jump.rpartition(":") if jump.count(":") == 1 else (jump, "", "")
+        parts = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "LogLevel=ERROR"]
+        if self.creds.get("ssh_private_key"):
+            parts += ["-i", str(Path(self.creds["ssh_private_key"]).expanduser()),
+                      "-o", "IdentitiesOnly=yes"]
+        if port:
+            parts += ["-p", port]
+        parts += ["-W", "%h:%p", user_host]
+        return " ".join(shlex.quote(p) if p != "%h:%p" else p for p in parts)
 
     def _explain(self, code: int, stderr: str) -> SSHError:
         text = stderr.strip()

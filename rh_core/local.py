@@ -165,9 +165,9 @@ class LocalProvider(ComputeProvider):
         hosts = [h for h in (c.server_host, c.domain) if h]
         return tls.self_signed(self.folder / "tls", hosts)
 
-    def _shm_dir(self) -> str | None:
+    def _shm_dir(self, create: bool = True) -> str | None:
         key = hashlib.sha256(str(self.folder).encode()).hexdigest()[:12]
-        folder = shm.folder_for(key)
+        folder = shm.folder_for(key, create)
         return str(folder) if folder else None
 
     def _healthy(self, rec: dict) -> bool:
@@ -247,14 +247,14 @@ class LocalProvider(ComputeProvider):
                "--record", str(self.record_path), "--log-file", str(self.log_path)]
         if self.cluster.den_auth:
             cmd.append("--den-auth")
-        shm_dir = self._shm_dir()
-        if shm_dir:
-            cmd += ["--shm-dir", shm_dir]
         cert, key = self._tls_files()
         if proxy:
             cmd += ["--setting", "caddy=" + json.dumps(proxy)]
         elif cert:
             cmd += ["--certfile", str(cert), "--keyfile", str(key)]
+        shm_dir = self._shm_dir()  # made last: every check above may still refuse
+        if shm_dir:
+            cmd += ["--shm-dir", shm_dir]
         env = dict(os.environ, RH_SERVER_TOKEN=token)
         with open(self.log_path, "ab") as out:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -270,6 +270,8 @@ class LocalProvider(ComputeProvider):
             time.sleep(0.01)
         if proc.poll() is None:
             proc.kill()
+        if shm_dir:  # nothing half-made is left behind
+            shm.clear(shm_dir, remove=True)
         raise ConnectionFailedError(
             f"the local rh server did not start (exit code {proc.poll()}). The end of its log "
             f"{self.log_path}:\n{self._log_tail()}"
@@ -284,6 +286,9 @@ class LocalProvider(ComputeProvider):
     def down(self) -> None:
         rec = self._record()
         if not rec:
+            folder = self._shm_dir(create=False)
+            if folder:
+                shm.clear(folder, remove=True)
             return
         pid = int(rec["pid"])
         if process_alive(pid):

@@ -20,7 +20,7 @@ MIN_SIZE = 1 << 20
 ROOT = Path("/dev/shm")
 
 
-def folder_for(cluster_key: str) -> Path | None:
+def folder_for(cluster_key: str, create: bool = True) -> Path | None:
     """A private folder for one cluster's shared buffers; None where /dev/shm is missing or
     ``RH_SHM=off`` is set."""
     if os.environ.get("RH_SHM", "").lower() in ("0", "off", "no", "false"):
@@ -28,6 +28,8 @@ def folder_for(cluster_key: str) -> Path | None:
     if not ROOT.is_dir() or not os.access(ROOT, os.W_OK):
         return None
     path = ROOT / f"rh-{os.getuid()}-{cluster_key}"
+    if not create and not path.exists():
+        return None
     path.mkdir(mode=0o700, exist_ok=True)
     if path.stat().st_uid != os.getuid() or (path.stat().st_mode & 0o077):
         return None  # not ours, or readable by others: do not use it

@@ -285,7 +285,7 @@ class Client:
     def _stream(self, name, method, parts, params, holder: dict, names: list[str]) -> Iterator[Any]:
         shm = self.info.shm_dir
         try:
-            with self.http.stream("POST", self._url(name, method), content=_content(parts),
+            with self.http.stream("POST", self._url(name, method), content=b"".join(parts),
                                   params=params) as resp:
                 if resp.status_code >= 400:
                     resp.read()
@@ -366,6 +366,3 @@ def _slices(parts: list) -> Iterator:
         for i in range(0, view.nbytes, 4 * BIG):
             yield view[i:i + 4 * BIG]
 
-
-def _content(parts: list) -> Any:
-    return b"".join(parts)

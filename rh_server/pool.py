@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import signal
@@ -279,7 +278,3 @@ class EnvPool:
             ],
             "resources": sorted(self.defines),
         }
-
-
-def json_error(parts: list) -> dict:
-    return json.loads(bytes(parts[0]))

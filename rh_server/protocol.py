@@ -18,9 +18,9 @@ HEAD = struct.Struct("!cQI")
 LEN = struct.Struct("!Q")
 
 # server -> worker
-DEFINE, CALL, MAP, DELETE, GETATTR, SHUTDOWN = b"D", b"C", b"M", b"X", b"A", b"Q"
+DEFINE, CALL, MAP, DELETE, SHUTDOWN = b"D", b"C", b"M", b"X", b"Q"
 # worker -> server
-HELLO, RESULT, ERROR, ITEM, LOG, DONE = b"H", b"R", b"E", b"I", b"L", b"K"
+HELLO, RESULT, ERROR, ITEM, LOG = b"H", b"R", b"E", b"I", b"L"
 
 
 def pack(kind: bytes, rid: int, parts: list) -> list:

@@ -124,3 +124,11 @@ def test_function_needs_a_callable():
         rh.function(42)
     with pytest.raises(rh.ConfigError, match="not on a cluster yet"):
         rh.function(userfns.add)(1, 2)
+
+
+def test_delete_configs_removes_the_saved_config():
+    env = rh.env(name="to-forget", reqs=["numpy"]).save("~/to-forget")
+    assert rh.exists("~/to-forget")
+    assert env.delete_configs() is True
+    assert not rh.exists("~/to-forget")
+    assert env.delete_configs() is False  # nothing left to delete

@@ -39,12 +39,10 @@ def test_bring_up_from_a_bare_node_and_call(node, sshd, capfd):
 def test_second_to_finds_everything_ready(node):
     rh.function(userfns.add).to(node)
     server_pid = node.client().health()["pid"]
-    t0 = time.monotonic()
     again = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=node.ssh_creds)
     f = rh.function(userfns.add).to(again)
     assert f(1, 2) == 3
-    assert again.client().health()["pid"] == server_pid
-    assert time.monotonic() - t0 < 30
+    assert again.client().health()["pid"] == server_pid  # no new server, no reinstall
 
 
 def test_code_is_synced_and_redeployed(node, tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
 import inspect
 import io
 import json
@@ -24,10 +23,9 @@ import time
 import traceback
 from pathlib import Path
 
-import cloudpickle
-
 from rh_core import wire
 from rh_server import protocol as P
+from rh_server.loader import CodeLoader
 
 _current_rid: contextvars.ContextVar[int | None] = contextvars.ContextVar("rh_rid", default=None)
 
@@ -96,7 +94,9 @@ class Worker:
         self.logged: set[int] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
-        self._mtimes: dict[str, int] = {}
+        self.loader = CodeLoader()
+        #: name -> define spec (a map spread over Ray loads the target from it on each node)
+        self.specs: dict[str, dict] = {}
         self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
         sys.stdout, sys.stderr = self.streams
 
@@ -130,6 +130,7 @@ class Worker:
             gone = json.loads(parts[0])["name"]
             self.objects.pop(gone, None)
             self.kinds.pop(gone, None)
+            self.specs.pop(gone, None)
             self.conn.send(P.RESULT, rid, [])
         elif kind == P.SHUTDOWN:
             os._exit(0)
@@ -147,61 +148,15 @@ class Worker:
         spec = json.loads(parts[0])
         name, kind = spec["name"], spec["kind"]
         self.kinds[name] = kind
+        self.specs[name] = spec
         if kind == "instance":
             cls = self.objects.get(spec["of"])
             if cls is None:
-                cls = self._load(spec)
+                cls = self.loader.load(spec)
             args, kwargs = wire.loads_pickle(parts[1]) if len(parts) > 1 else ((), {})
             self.objects[name] = cls(*args, **kwargs)
         else:
-            self.objects[name] = self._load(spec)
-
-    def _load(self, spec: dict):
-        if spec.get("code") is not None:
-            import base64
-
-            return cloudpickle.loads(base64.b64decode(spec["code"]))
-        ptr = spec["pointer"]
-        root = ptr.get("root")
-        if root and root not in sys.path:
-            sys.path.insert(0, root)
-        self._reload_changed(root)
-        module = importlib.import_module(ptr["module"])
-        obj = module
-        for part in ptr["qualname"].split("."):
-            obj = getattr(obj, part)
-        self._remember(module)
-        return obj
-
-    def _remember(self, module) -> None:
-        f = getattr(module, "__file__", None)
-        if f:
-            try:
-                self._mtimes[module.__name__] = os.stat(f).st_mtime_ns
-            except OSError:
-                pass
-
-    def _reload_changed(self, root: str | None) -> None:
-        """Reload modules from the code root whose file changed since they were imported."""
-        if not root:
-            return
-        for modname, mtime in list(self._mtimes.items()):
-            mod = sys.modules.get(modname)
-            f = getattr(mod, "__file__", None)
-            if not f or not f.startswith(root):
-                continue
-            try:
-                now = os.stat(f).st_mtime_ns
-            except OSError:
-                continue
-            if now != mtime:
-                importlib.invalidate_caches()
-                importlib.reload(mod)
-                self._mtimes[modname] = now
-        for mod in list(sys.modules.values()):
-            f = getattr(mod, "__file__", None)
-            if f and f.startswith(root) and mod.__name__ not in self._mtimes:
-                self._remember(mod)
+            self.objects[name] = self.loader.load(spec)
 
     # ------------------------------------------------------------------ calls
 
@@ -325,6 +280,16 @@ class Worker:
                 return
 
     def _map(self, rid, header, parts, refs) -> None:
+        if header.get("ray"):
+            from rh_server import ray_map
+
+            spec = self.specs.get(header["name"])
+            if spec is None:
+                raise _kind(NotFound(f"nothing named {header['name']!r} in this env"), "not_found")
+            out = ray_map.run(spec, header, wire.unpack_parts(parts[1]), refs)
+            self._flush(rid)
+            self.conn.send(P.RESULT, rid, [out])
+            return
         target = self._target_or_raise(header["name"], header["method"])
         items = self._args(header, parts[1], refs)
         results = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from typing import AsyncIterator
 
 from rh_core import wire
@@ -140,8 +141,15 @@ async def run_map(state: ServerState, res: dict, header: dict, body) -> tuple[by
         raise HTTPProblem(400, "bad_request", f"bad map body: {e}") from None
     refs = await ref_parts(state, header.get("refs") or [])
     pool = await state.ready_pool(res)
-    limit = asyncio.Semaphore(max(1, pool.slots()))
     offsets = header.get("offsets") or [0] * len(chunks)
+    if os.environ.get("RH_RAY_ADDRESS") and res.get("kind") == "function":
+        # A cluster of several nodes: one worker drives Ray tasks over every node's CPUs.
+        h = dict(header, offsets=offsets, ray={"env": res["env"]})
+        try:
+            return await pool.pick(res["name"]).ask(P.MAP, [P.jpart(h), body, b"", *refs])
+        except WorkerDied as e:
+            return _crashed(state, res, e)
+    limit = asyncio.Semaphore(max(1, pool.slots()))
 
     async def one(i, chunk):
         async with limit:

@@ -185,3 +185,23 @@ class Counter:
 def sleepy_pid(seconds):
     time.sleep(seconds)
     return os.getpid()
+
+
+def node_address(x=None):
+    """The address of the node this runs on (its first one)."""
+    import subprocess
+
+    return subprocess.check_output(["hostname", "-I"], text=True).split()[0]
+
+
+def fails_on(x, bad=7):
+    if x == bad:
+        raise ValueError(f"item {x} is bad")
+    return x * 10
+
+
+def extra_value(x):
+    """A value from a module that only an env's packages provide."""
+    import rh_extra_mod
+
+    return rh_extra_mod.VALUE + x

@@ -13,9 +13,10 @@ from rh_core.errors import PackageInstallError
 from rh_core.paths import rh_home
 
 
-def _source() -> tuple[str, str]:
+def _source(extras: str = "server") -> tuple[str, str]:
     """What to build rh-core from (the source tree this rh_core was imported from, for
-    development installs, else the released version) and a key that changes with it."""
+    development installs, else the released version) and a key that changes with it and with
+    the extras (``server``, or ``server,ray`` for clusters of several nodes)."""
     import rh_core
 
     root = Path(rh_core.__file__).resolve().parent.parent
@@ -26,14 +27,16 @@ def _source() -> tuple[str, str]:
             for p in sorted((root / folder).rglob("*")):
                 if p.is_file() and "__pycache__" not in p.parts:
                     h.update(f"{p.relative_to(root)}:{p.stat().st_mtime_ns}".encode())
-        return str(root), f"{rh_core.__version__}-src-{h.hexdigest()[:12]}"
+        key = f"{rh_core.__version__}-src-{h.hexdigest()[:12]}"
+        return str(root), key if extras == "server" else f"{key}-{extras.replace(',', '-')}"
     version = metadata.version("rh-core")
-    return f"rh-core=={version}", version
+    key = version if extras == "server" else f"{version}-{extras.replace(',', '-')}"
+    return f"rh-core=={version}", key
 
 
-def build(log=print) -> tuple[Path, str]:
-    """``(folder of wheels, key)`` for ``rh-core[server]`` and pip; built once per key."""
-    source, key = _source()
+def build(log=print, extras: str = "server") -> tuple[Path, str]:
+    """``(folder of wheels, key)`` for ``rh-core[extras]`` and pip; built once per key."""
+    source, key = _source(extras)
     folder = rh_home() / "wheelhouse" / key
     done = folder / ".complete"
     if done.exists():
@@ -42,8 +45,8 @@ def build(log=print) -> tuple[Path, str]:
     log(f"building the server's wheelhouse ({key})")
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         "--wheel-dir", str(folder), f"{source}[server]" if "==" not in source else
-         f"rh-core[server]=={source.split('==')[1]}", "pip"],
+         "--wheel-dir", str(folder), f"{source}[{extras}]" if "==" not in source else
+         f"rh-core[{extras}]=={source.split('==')[1]}", "pip"],
         capture_output=True, text=True)
     if proc.returncode != 0:
         raise PackageInstallError(f"building the wheelhouse for the node failed:\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rh_byo import wheelhouse
 from rh_byo.cluster import BYOCluster
-from rh_byo.ssh import SSHError, SSHNode
+from rh_byo.ssh import NO_SPACE, SSHError, SSHNode, disk_full_error
 from rh_core import tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
@@ -145,16 +145,21 @@ class BYOProvider(ComputeProvider):
         script = f"""
 set -e
 cd {NODE_HOME}
+[ -f venv/.rh-wheelhouse ] || rm -rf venv  # an install that never finished (a full disk?)
+rm -f venv/.rh-wheelhouse venv/.rh-wheelhouse.new
 [ -x venv/bin/python ] || python3 -m venv --without-pip venv
 pip_whl=$(ls wheelhouse/pip-*.whl | head -n 1)
 venv/bin/python "$pip_whl/pip" install --quiet --no-index --find-links wheelhouse \
     --force-reinstall pip 'rh-core[server]' 2>&1
-echo {shlex.quote(key)} > venv/.rh-wheelhouse
+echo {shlex.quote(key)} > venv/.rh-wheelhouse.new
+mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
 """
         proc = self.node.run(script, check=False, timeout=900)
         if proc.returncode != 0:
             from rh_core.errors import PackageInstallError
 
+            if NO_SPACE in proc.stdout + proc.stderr:
+                raise disk_full_error(self.node, "installing the rh server")
             raise PackageInstallError(
                 f"installing the rh server on {self.node.target} failed:\n"
                 f"{(proc.stdout + proc.stderr).strip()[-3000:]}")

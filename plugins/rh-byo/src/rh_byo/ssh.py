@@ -15,12 +15,38 @@ import socket
 import subprocess
 from pathlib import Path
 
-from rh_core.errors import ConnectionFailedError
+from rh_core.errors import ConnectionFailedError, RhError
 from rh_core.paths import rh_home
+
+NO_SPACE = "No space left on device"
 
 
 class SSHError(ConnectionFailedError):
     """An SSH command could not run on the node (unreachable, auth refused, host key changed)."""
+
+
+class DiskFullError(RhError, OSError):
+    """The disk holding rh's folder (~/.rh) on a node is full."""
+
+
+def free_space(node) -> tuple[int, int] | None:
+    """``(free MB, size MB)`` of the disk holding ~/.rh on ``node`` (None when unknown)."""
+    try:
+        out = node.run('df -Pk "$HOME/.rh" 2>/dev/null || df -Pk "$HOME"', check=False,
+                       timeout=30).stdout
+        fields = out.strip().splitlines()[-1].split()
+        return int(fields[3]) // 1024, int(fields[1]) // 1024
+    except Exception:  # the message is still worth giving without the numbers
+        return None
+
+
+def disk_full_error(node, what: str) -> DiskFullError:
+    space = free_space(node)
+    free = f"free {space[0]} MB of {space[1]} MB" if space else "free space unknown"
+    return DiskFullError(
+        f"the disk holding ~/.rh on {node.target} is full: {what} failed with '{NO_SPACE}'; "
+        f"{free}. Free space there (old ~/.rh/code/* folders and ~/.rh/wheelhouse can go), or "
+        f"make ~/.rh a link to a larger disk, then retry.")
 
 
 def free_port() -> int:
@@ -113,10 +139,7 @@ class SSHNode:
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode == 255:  # ssh's own failure, not the command's
             raise self._explain(proc.returncode, proc.stderr)
-        if check and proc.returncode != 0:
-            raise SSHError(f"on {self.target}: `{command[:200]}` exited with {proc.returncode}: "
-                           f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
-        return proc
+        return checked(self, command, proc, check)
 
     def rsync(self, source: str, dest: str, extra: list[str] | None = None) -> str:
         """Copy ``source`` (a local folder ending in /) to ``dest`` on the node, incrementally."""
@@ -127,6 +150,8 @@ class SSHNode:
                f"{self.target}:{dest}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
+            if NO_SPACE in proc.stderr:
+                raise disk_full_error(self, f"copying to {dest}")
             if proc.returncode == 255 or "connection unexpectedly closed" in proc.stderr:
                 raise self._explain(255, proc.stderr)
             raise SSHError(f"rsync to {self.target}:{dest} failed: {proc.stderr.strip()[-1500:]}")
@@ -155,3 +180,16 @@ class SSHNode:
         if "pid=" in text:
             return int(text.split("pid=")[1].split(")")[0])
         return None
+
+
+def checked(node, command: str, proc: subprocess.CompletedProcess,
+            check: bool) -> subprocess.CompletedProcess:
+    """``proc`` when it succeeded (or ``check`` is off), else the error to show: a full disk,
+    or the command's exit code and output."""
+    if check and proc.returncode != 0:
+        out = (proc.stdout + proc.stderr).strip()
+        if NO_SPACE in out:
+            raise disk_full_error(node, f"`{command.strip()[:100]}`")
+        raise SSHError(f"on {node.target}: `{command[:200]}` exited with {proc.returncode}: "
+                       f"{out[-2000:]}")
+    return proc

@@ -24,6 +24,7 @@ SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "
 PROBE = r"""
 command -v python3 >/dev/null 2>&1 || { echo "RH_NO_PYTHON"; exit 0; }
 echo "RH_HOME_DIR $HOME"
+command -v rsync >/dev/null 2>&1 && echo "RH_RSYNC yes"
 echo "RH_PYTHON $(python3 -c 'import sys; print(sys.version.split()[0])')"
 cat ~/.rh/venv/.rh-wheelhouse 2>/dev/null | sed 's/^/RH_WHEELHOUSE /'
 echo
@@ -102,6 +103,7 @@ class BYOProvider(ComputeProvider):
             key, _, value = line.partition(" ")
             if key.startswith("RH_"):
                 info[key[3:].lower()] = value.strip()
+        self.node.remote_rsync = info.get("rsync") == "yes"  # else uploads go over sftp
         self._home = info.get("home_dir")
         if info.get("record"):
             info["record"] = json.loads(info["record"])

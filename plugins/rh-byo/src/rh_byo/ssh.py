@@ -49,6 +49,25 @@ def disk_full_error(node, what: str) -> DiskFullError:
         f"make ~/.rh a link to a larger disk, then retry.")
 
 
+def upload_failed(node, dest: str, text: str, put_bytes: int) -> RhError:
+    """The error for a failed sftp upload: a full disk (sftp servers report it only as
+    'Failure', so the free space decides), or the transfer's own message."""
+    space = None if NO_SPACE in text else free_space(node)
+    if NO_SPACE in text or (space is not None and space[0] * 2**20 < max(put_bytes, 2**20)):
+        return disk_full_error(node, f"copying to {dest}")
+    return SSHError(f"copying to {node.target}:{dest} over sftp failed: {text.strip()[-1500:]}")
+
+
+def sftp_quote(path: str) -> str:
+    """A path as sftp's batch parser reads it: double quotes, with \\ and \" escaped."""
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def remote_path(dest: str) -> str:
+    """``dest`` as sftp takes it: relative to the login folder instead of ``~/``."""
+    return dest[2:] if dest.startswith("~/") else dest
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,6 +88,8 @@ class SSHNode:
         # Unix socket paths are limited to ~100 bytes: keep the control path short.
         self.control = f"/tmp/rh-ssh-{os.getuid()}-{key}"
         self.known_hosts = folder / "known_hosts"
+        #: Whether the node has rsync (None: not known yet; the provider's probe tells).
+        self.remote_rsync: bool | None = None
 
     @property
     def target(self) -> str:
@@ -143,19 +164,56 @@ class SSHNode:
 
     def rsync(self, source: str, dest: str, extra: list[str] | None = None) -> str:
         """Copy ``source`` (a local folder ending in /) to ``dest`` on the node, incrementally."""
-        if shutil.which("rsync") is None:
-            raise SSHError("rsync is not installed on this machine")
+        if self.remote_rsync is False or shutil.which("rsync") is None:
+            return self.sftp_upload(source, dest, extra)
         ssh = "ssh " + " ".join(shlex.quote(o) for o in self.options())
         cmd = ["rsync", "-az", "--delete", "--stats", "-e", ssh, *(extra or []), source,
                f"{self.target}:{dest}"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
+            if any(s in proc.stderr for s in ("rsync: command not found", "rsync: not found",
+                                              "remote command not found")):
+                self.remote_rsync = False
+                return self.sftp_upload(source, dest, extra)
             if NO_SPACE in proc.stderr:
                 raise disk_full_error(self, f"copying to {dest}")
             if proc.returncode == 255 or "connection unexpectedly closed" in proc.stderr:
                 raise self._explain(255, proc.stderr)
             raise SSHError(f"rsync to {self.target}:{dest} failed: {proc.stderr.strip()[-1500:]}")
         return proc.stdout
+
+    def sftp_upload(self, source: str, dest: str, extra: list[str] | None = None) -> str:
+        """What :meth:`rsync` does, with ``sftp -b`` through the master connection: for nodes
+        without rsync. Incremental (see :mod:`rh_byo.treesync`)."""
+        from rh_byo import treesync
+
+        if Path(source).is_file():
+            self._sftp([f"put -p {sftp_quote(source)} {sftp_quote(remote_path(dest))}"], dest,
+                       Path(source).stat().st_size)
+            return treesync.stats(treesync.Plan(put=[source]))
+
+        def apply(plan, src: Path, root: str) -> None:
+            q = sftp_quote
+            lines = [f"-rm {q(f'{root}/{r}')}" for r in plan.delete]
+            lines += [f"-rmdir {q(f'{root}/{r}')}" for r in plan.rmdir]
+            lines += [f"-mkdir {q(f'{root}/{r}')}" for r in plan.mkdir]
+            lines += [f"put -p {q(str(src / r))} {q(f'{root}/{r}')}" for r in plan.put]
+            lines += [f"-ln -s {q(t)} {q(f'{root}/{r}')}" for r, t in plan.link]
+            self._sftp(lines, dest, plan.put_bytes)
+
+        return treesync.upload(self, source, dest, extra, apply)
+
+    def _sftp(self, lines: list[str], dest: str, put_bytes: int) -> None:
+        if shutil.which("sftp") is None:
+            raise SSHError("neither rsync nor sftp is installed on this machine: install "
+                           "rsync (or the OpenSSH client's sftp)")
+        opts = ["-P" if o == "-p" else o for o in self.options()]
+        proc = subprocess.run(["sftp", "-b", "-", *opts, self.target],
+                              input="\n".join(lines) + "\n", capture_output=True, text=True)
+        if proc.returncode != 0:
+            if proc.returncode == 255:  # the connection, not a transfer
+                raise self._explain(255, proc.stderr)
+            raise upload_failed(self, dest, proc.stderr, put_bytes)
 
     def forward(self, remote_port: int, local_port: int | None = None) -> int:
         """Forward a local port to ``127.0.0.1:remote_port`` on the node; returns the local port."""

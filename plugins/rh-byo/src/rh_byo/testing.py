@@ -2,7 +2,8 @@
 
 :func:`start_sshd` makes a test user (a normal account with a locked password: key login only),
 a host key and a client key in a new temp folder, and starts ``sshd`` with its own config;
-:meth:`Sshd.stop` stops exactly that process, by PID, and removes the folder.
+:meth:`Sshd.stop` stops exactly that process, by PID, and removes the folder. Sessions can get a
+PATH without some commands (a node without rsync, say).
 """
 
 from __future__ import annotations
@@ -56,19 +57,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_sshd(user: str = "rhbyo", fresh_home: bool = True, extra_config: str = "") -> Sshd:
-    """Start a private sshd for ``user`` (created if needed); ``fresh_home`` empties its ~/.rh."""
+def _user(name: str, fresh_home: bool) -> Path:
     try:
-        pwd.getpwnam(user)
+        pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True)
-    subprocess.run(["usermod", "-p", "*", user], check=True)
-    user_home = Path(pwd.getpwnam(user).pw_dir)
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+    home = Path(pwd.getpwnam(name).pw_dir)
     if fresh_home:
-        shutil.rmtree(user_home / ".rh", ignore_errors=True)
+        shutil.rmtree(home / ".rh", ignore_errors=True)
+    return home
+
+
+def _path_without(d: Path, commands: tuple[str, ...]) -> str:
+    """A folder of links to every command of /usr/local/bin, /usr/bin and /bin but ``commands``."""
+    folder = d / "bin"
+    folder.mkdir(mode=0o755)
+    for src in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for entry in sorted(Path(src).iterdir()) if Path(src).is_dir() else []:
+            link = folder / entry.name
+            if entry.name not in commands and not link.is_symlink():
+                link.symlink_to(entry)
+    return str(folder)
+
+
+def start_sshd(user: str = "rhbyo", fresh_home: bool = True, extra_config: str = "",
+               without: tuple[str, ...] = ()) -> Sshd:
+    """Start a private sshd for ``user`` (created if needed); ``fresh_home`` empties its ~/.rh.
+
+    ``without`` names commands the sessions' PATH lacks.
+    """
+    user_home = _user(user, fresh_home)
+    subprocess.run(["usermod", "-p", "*", user], check=True)
     # Not under a private temp root: sshd reads authorized_keys as the user.
     d = Path(tempfile.mkdtemp(prefix="rh-sshd-"))
     d.chmod(0o755)
+    if without:
+        extra_config += f"\nSetEnv PATH={_path_without(d, without)}\n"
     for name in ("host_key", "id_ed25519"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
                        check=True)

@@ -8,6 +8,7 @@ node's rh home is the test user's ``~/.rh``, emptied at the start of the session
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,22 @@ USER = "rhbyo"
 def rh_home(tmp_path_factory):
     with private_home(tmp_path_factory.mktemp("rh-home")) as home:
         yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keyring_file(tmp_path_factory):
+    """Secrets saved by the tests go to a keyring file of their own (keyrings.alt's file
+    keyring, as on a headless machine), never the user's keyring."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    saved = {k: os.environ.get(k) for k in ("XDG_DATA_HOME", "PYTHON_KEYRING_BACKEND")}
+    os.environ["XDG_DATA_HOME"] = str(data)
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+    yield data / "python_keyring"
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ def rh_compute_providers(register):
 
 @hookimpl
 def rh_connection_types(register):
-    from rh_byo.provider import SSHConnection
+    from rh_byo.provider import ParamikoConnection, SSHConnection
 
     register(SSHConnection)
+    register(ParamikoConnection)

@@ -9,17 +9,30 @@ import attrs
 from rh_core.errors import ConfigError
 from rh_core.resources.cluster import Cluster
 
+#: Credentials kept in memory only: a saved config holds ``<key>_secret``, a reference to the
+#: secret backend ("keyring:byo/<cluster>/<key>"), and never the value.
+SECRET_KEYS = ("ssh_password", "ssh_private_key_passphrase")
 CRED_KEYS = {"ssh_user", "ssh_private_key", "ssh_port", "ssh_proxy_jump", "ssh_proxy_command",
-             "ssh_host_alias", "ssh_password"}
+             "ssh_host_alias", *SECRET_KEYS, *(f"{k}_secret" for k in SECRET_KEYS)}
 
 
 def _creds(inst, attr, value):
     unknown = set(value or {}) - CRED_KEYS
     if unknown:
         raise ConfigError(f"unknown ssh_creds key(s) {sorted(unknown)}; known: {sorted(CRED_KEYS)}")
-    if value and "ssh_password" in value:
-        raise ConfigError("do not put a password in ssh_creds (configs are saved as plain "
-                          "JSON): use a key, or ssh-agent")
+    for k in SECRET_KEYS:
+        ref = value.get(f"{k}_secret")
+        if ref is not None and (not isinstance(ref, str) or ":" not in ref):
+            raise ConfigError(f"ssh_creds {k}_secret must be 'backend:key' (e.g. "
+                              f"'keyring:byo/<cluster>/{k}')")
+
+
+def _without_secrets(creds: dict) -> dict:
+    return {k: v for k, v in creds.items() if k not in SECRET_KEYS}
+
+
+def _creds_repr(creds: dict) -> str:
+    return repr({k: "***" if k in SECRET_KEYS else v for k, v in creds.items()})
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -30,8 +43,10 @@ class BYOCluster(Cluster):
 
     server_connection_type: str = "ssh"
     #: How to log in: ssh_user, ssh_private_key, ssh_port, ssh_proxy_jump, ssh_proxy_command,
-    #: ssh_host_alias (a Host of ~/.ssh/config). Never a password.
-    ssh_creds: dict = attrs.field(factory=dict, validator=_creds)
+    #: ssh_host_alias (a Host of ~/.ssh/config); ssh_password and ssh_private_key_passphrase
+    #: stay in memory (see SECRET_KEYS).
+    ssh_creds: dict = attrs.field(factory=dict, converter=lambda v: dict(v or {}),
+                                  validator=_creds, repr=_creds_repr)
     #: Refuse to sync a working directory larger than this.
     sync_limit_mb: int = 1024
 
@@ -63,3 +78,64 @@ class BYOCluster(Cluster):
     def notebook(self, port: int = 8888) -> str:
         """JupyterLab on the head node through a tunnel; returns the URL to open."""
         return self.provider.notebook(port)
+
+    # ------------------------------------------------------------------ secrets
+
+    def config(self) -> dict:
+        """The config, without the password or passphrase (only their references once saved):
+        it is written to disk and sent to the server with every function."""
+        config = super().config()
+        config["ssh_creds"] = _without_secrets(config["ssh_creds"])
+        return config
+
+    def save(self, name: str | None = None) -> BYOCluster:
+        """Save the config; a password or passphrase goes to the keyring (key
+        ``byo/<cluster>/<cred>``) and the config records only where it is."""
+        wanted = (name or self.name or "").rsplit("/", 1)[-1].lstrip("~^@")
+        secrets = {k: self.ssh_creds[k] for k in SECRET_KEYS if self.ssh_creds.get(k)}
+        if secrets and wanted and (not self.name or wanted == self.short_name):
+            from rh_core.secrets import secret_backend
+
+            backend = secret_backend("keyring")
+            refs = {}
+            for k, value in secrets.items():
+                backend.set(f"byo/{wanted}/{k}", value)
+                refs[f"{k}_secret"] = f"keyring:byo/{wanted}/{k}"
+            self.ssh_creds = {**self.ssh_creds, **refs}
+        return super().save(name)
+
+    def delete_configs(self) -> bool:
+        """Delete the saved config, and the secrets :meth:`save` put in the keyring."""
+        deleted = super().delete_configs()
+        for k in SECRET_KEYS:
+            ref = self.ssh_creds.get(f"{k}_secret", "")
+            if deleted and ref == f"keyring:byo/{self.short_name}/{k}":
+                from rh_core.secrets import secret_backend
+
+                secret_backend("keyring").delete(ref.partition(":")[2])
+        return deleted
+
+    def login_creds(self) -> dict:
+        """``ssh_creds`` with saved secrets read back from their backend (for logging in: keep
+        the result in memory only)."""
+        creds = {k: v for k, v in self.ssh_creds.items() if not k.endswith("_secret")}
+        for k in SECRET_KEYS:
+            ref = self.ssh_creds.get(f"{k}_secret")
+            if ref and not creds.get(k):
+                from rh_core.secrets import secret_backend
+
+                backend, _, key = ref.partition(":")
+                value = secret_backend(backend).get(key)
+                if value is None:
+                    raise ConfigError(
+                        f"cluster {self.short_name!r} keeps its {k} in the {backend} secret "
+                        f"backend under {key!r}, but it is not there: give ssh_creds[{k!r}] "
+                        f"again and save the cluster")
+                creds[k] = value
+        return creds
+
+    def __getstate__(self):
+        # A pickled cluster (inside a pickled function, say) may travel to a node.
+        state = super().__getstate__()
+        state["ssh_creds"] = _without_secrets(state.get("ssh_creds", {}))
+        return state

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from rh_byo import wheelhouse
-from rh_byo.cluster import BYOCluster
+from rh_byo.cluster import SECRET_KEYS, BYOCluster
 from rh_byo.ssh import NO_SPACE, SSHError, SSHNode, disk_full_error
 from rh_core import tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
@@ -18,6 +18,8 @@ from rh_core.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, 
 from rh_core.progress import Steps
 
 NODE_HOME = "~/.rh"
+#: Connection types that reach the server through an SSH tunnel (it stays on the node's loopback).
+TUNNELS = ("ssh", "paramiko")
 SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
                  ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.egg-info/"]
 
@@ -46,13 +48,14 @@ class BYOProvider(ComputeProvider):
 
     def __init__(self, cluster: BYOCluster):
         super().__init__(cluster)
-        self.node = SSHNode(cluster.ips[0], cluster.ssh_creds)
+        self._node_cache: dict[str, SSHNode] = {}
+        self.node = self._node(cluster.ips[0])
         self._home: str | None = None
 
     @property
     def port(self) -> int:
         c = self.cluster
-        if c.server_connection_type == "ssh":
+        if c.server_connection_type in TUNNELS:
             return c.server_port or 32300
         if c.fronted:
             raise ConfigError("Caddy in front of a byo node is not built yet: give the cluster a "
@@ -62,7 +65,7 @@ class BYOProvider(ComputeProvider):
     @property
     def direct(self) -> bool:
         """Whether clients connect to the node's address (none/tls), not through a tunnel."""
-        return self.cluster.server_connection_type != "ssh"
+        return self.cluster.server_connection_type not in TUNNELS
 
     def _endpoint(self, port: int) -> Endpoint:
         if not self.direct:
@@ -291,6 +294,8 @@ echo $!
     def ssh(self, command: str | None = None) -> int:
         import subprocess
 
+        if not isinstance(self.node, SSHNode):  # a paramiko node: its own terminal session
+            return self.node.shell(command)
         args = ["ssh", "-t", *self.node.options(), self.node.target]
         return subprocess.call(args + ([command] if command else []))
 
@@ -328,8 +333,23 @@ echo $!
             chosen = [ips[node]]
         else:
             chosen = [node]
-        return [self.node if ip == ips[0] else SSHNode(ip, self.cluster.ssh_creds)
-                for ip in chosen]
+        return [self._node(ip) for ip in chosen]
+
+    def _node(self, ip: str) -> SSHNode:
+        """The node at ``ip``, made once: the OpenSSH client, or paramiko for a password, a key
+        passphrase or the paramiko connection type."""
+        node = self._node_cache.get(ip)
+        if node is None:
+            creds = self.cluster.login_creds()
+            if self.cluster.server_connection_type == "paramiko" or any(
+                    creds.get(k) for k in SECRET_KEYS):
+                from rh_byo.paramiko_node import ParamikoNode
+
+                node = ParamikoNode(ip, creds)
+            else:
+                node = SSHNode(ip, creds)
+            self._node_cache[ip] = node
+        return node
 
 
 def _tree_size(root: Path) -> int:
@@ -353,6 +373,14 @@ class SSHConnection(ConnectionType):
     def open(self) -> ConnectionInfo:
         provider = self.cluster.provider
         if not isinstance(provider, BYOProvider):
-            raise ConfigError("the ssh connection type needs a cluster reached over SSH (byo)")
+            raise ConfigError(f"the {self.name} connection type needs a cluster reached over "
+                              f"SSH (byo)")
         local = provider.node.forward(self.endpoint.port)
         return ConnectionInfo(f"http://127.0.0.1:{local}", verify=False)
+
+
+class ParamikoConnection(SSHConnection):
+    """The same tunnel, carried by paramiko instead of the OpenSSH client: for password
+    logins (``ssh_password``) and machines without an ssh client."""
+
+    name = "paramiko"

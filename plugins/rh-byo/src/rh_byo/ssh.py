@@ -58,6 +58,34 @@ def upload_failed(node, dest: str, text: str, put_bytes: int) -> RhError:
     return SSHError(f"copying to {node.target}:{dest} over sftp failed: {text.strip()[-1500:]}")
 
 
+def key_has_passphrase(path: str) -> bool:
+    """Whether the private key file at ``path`` is encrypted (OpenSSH or PEM format)."""
+    import base64
+
+    try:
+        text = Path(path).expanduser().read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "ENCRYPTED" in "\n".join(text.splitlines()[:3]):  # PEM: Proc-Type: 4,ENCRYPTED
+        return True
+    if "BEGIN OPENSSH PRIVATE KEY" in text:
+        try:
+            body = base64.b64decode("".join(ln for ln in text.splitlines()
+                                            if ln and not ln.startswith("-----")))
+        except ValueError:
+            return False
+        magic = b"openssh-key-v1\0"
+        n = int.from_bytes(body[len(magic):len(magic) + 4], "big")
+        return body[len(magic) + 4:len(magic) + 4 + n] != b"none"
+    return False
+
+
+def passphrase_needed(key: str) -> SSHError:
+    return SSHError(f"the key {key} is protected by a passphrase: give it as "
+                    f"ssh_creds['ssh_private_key_passphrase'] (kept in memory, saved only to the "
+                    f"keyring), or add the key to ssh-agent")
+
+
 def sftp_quote(path: str) -> str:
     """A path as sftp's batch parser reads it: double quotes, with \\ and \" escaped."""
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -146,6 +174,9 @@ class SSHNode:
                 f"refusing to connect (the machine was replaced, or someone is in between). If "
                 f"the change is expected, remove its line from that file.")
         if "Permission denied" in text:
+            key = self.creds.get("ssh_private_key")
+            if key and key_has_passphrase(key):
+                return passphrase_needed(key)
             return SSHError(f"SSH login to {where} was refused: check ssh_user and "
                             f"ssh_private_key (or ssh-agent). ssh said: {text[-500:]}")
         if any(s in text for s in ("Connection refused", "timed out", "No route to host",

@@ -2,8 +2,9 @@
 
 :func:`start_sshd` makes a test user (a normal account with a locked password: key login only),
 a host key and a client key in a new temp folder, and starts ``sshd`` with its own config;
-:meth:`Sshd.stop` stops exactly that process, by PID, and removes the folder. Sessions can get a
-PATH without some commands (a node without rsync, say).
+:meth:`Sshd.stop` stops exactly that process, by PID, and removes the folder. Optionally a second
+user logs in with a password (password logins are allowed for that user only), and sessions can
+get a PATH without some commands (a node without rsync, say).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Sshd:
     dir: Path
     user_home: Path
     proc: subprocess.Popen
+    #: The user who logs in with a password, and that password (when asked for).
+    password_user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
 
     @property
     def creds(self) -> dict:
@@ -81,13 +85,23 @@ def _path_without(d: Path, commands: tuple[str, ...]) -> str:
 
 
 def start_sshd(user: str = "rhbyo", fresh_home: bool = True, extra_config: str = "",
+               password_user: str | None = None, password: str | None = None,
                without: tuple[str, ...] = ()) -> Sshd:
     """Start a private sshd for ``user`` (created if needed); ``fresh_home`` empties its ~/.rh.
 
-    ``without`` names commands the sessions' PATH lacks.
+    ``password_user`` (created if needed) may also log in, with ``password``; ``without`` names
+    commands the sessions' PATH lacks.
     """
     user_home = _user(user, fresh_home)
     subprocess.run(["usermod", "-p", "*", user], check=True)
+    users = user
+    match = ""
+    if password_user:
+        _user(password_user, fresh_home)
+        subprocess.run(["chpasswd"], input=f"{password_user}:{password}\n", text=True,
+                       check=True)
+        users += f" {password_user}"
+        match = f"Match User {password_user}\n    PasswordAuthentication yes\n"
     # Not under a private temp root: sshd reads authorized_keys as the user.
     d = Path(tempfile.mkdtemp(prefix="rh-sshd-"))
     d.chmod(0o755)
@@ -111,12 +125,12 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 PermitRootLogin no
-AllowUsers {user}
+AllowUsers {users}
 AllowTcpForwarding yes
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 {extra_config}
-""")
+{match}""")
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(d / "sshd.log")])
     deadline = time.monotonic() + 10
@@ -129,4 +143,5 @@ LogLevel VERBOSE
                 raise RuntimeError(f"sshd exited: {(d / 'sshd.log').read_text()[-2000:]}") \
                     from None
             time.sleep(0.05)
-    return Sshd("127.0.0.1", port, user, str(d / "id_ed25519"), d, user_home, proc)
+    return Sshd("127.0.0.1", port, user, str(d / "id_ed25519"), d, user_home, proc,
+                password_user, password)

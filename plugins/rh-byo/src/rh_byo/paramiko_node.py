@@ -144,13 +144,14 @@ class ParamikoNode:
     def _channel(self, open_fn):
         """``open_fn(transport)``; when that fails on a transport that looked alive (it dropped
         and nothing noticed yet), once more on a new one."""
+        t = self.transport()
         try:
-            return open_fn(self.transport())
+            return open_fn(t)
         except paramiko.ChannelException:  # the node refused this channel: not a drop
             raise
         except (paramiko.SSHException, EOFError, OSError):
-            with self._lock:
-                if self._client is not None:
+            with self._lock:  # unless another thread has opened a new one already
+                if self._client is not None and self._client.get_transport() is t:
                     self._client.close()
                     self._client = None
             return open_fn(self.transport())

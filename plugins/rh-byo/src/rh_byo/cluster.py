@@ -49,10 +49,20 @@ class BYOCluster(Cluster):
                                   validator=_creds, repr=_creds_repr)
     #: Refuse to sync a working directory larger than this.
     sync_limit_mb: int = 1024
+    #: Several nodes: the addresses the nodes reach each other at, in the order of ``ips``, when
+    #: those differ from the ones this machine uses (e.g. private addresses in a cloud network).
+    internal_ips: list[str] | None = None
+    #: Several nodes: the port of the Ray head (GCS) on the head node.
+    ray_port: int = 6379
+    #: Several nodes: extra ``ray start`` flags for every node, e.g. ["--num-gpus=1"].
+    ray_args: list[str] = attrs.field(factory=list)
 
     def __attrs_post_init__(self):
         if not self.ips:
             raise ConfigError("a byo cluster needs ips=[head, ...]")
+        if self.internal_ips is not None and len(self.internal_ips) != len(self.ips):
+            raise ConfigError(f"internal_ips has {len(self.internal_ips)} address(es) but ips has "
+                              f"{len(self.ips)}: give one internal address per node, in order")
 
     def run(self, commands: list[str] | str, node: str | int = 0) -> list[tuple[int, str, str]]:
         """Run shell commands on a node (index, address, or "all"); [(code, stdout, stderr)]."""

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rh_byo import wheelhouse
@@ -35,6 +36,11 @@ if [ -f "$rec" ]; then
   echo "RH_RECORD $(cat "$rec")"
   pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$rec")
   kill -0 "$pid" 2>/dev/null && echo "RH_ALIVE $pid"
+fi
+rp=~/.rh/clusters/{name}/ray.pid
+if [ -f "$rp" ]; then
+  sid=$(cat "$rp")
+  ps -s "$sid" -o args= 2>/dev/null | grep -q raylet && echo "RH_RAY $sid"
 fi
 true
 """
@@ -95,19 +101,21 @@ class BYOProvider(ComputeProvider):
     def _token(self) -> str:
         return tokens.cluster_token(f"byo:{self.cluster.short_name}:{self.cluster.ips[0]}")
 
-    def _probe(self) -> dict:
-        out = self.node.run(PROBE.replace("{name}", self.cluster.short_name)).stdout
+    def _probe(self, node: SSHNode | None = None) -> dict:
+        node = node or self.node
+        out = node.run(PROBE.replace("{name}", self.cluster.short_name)).stdout
         if "RH_NO_PYTHON" in out:
             raise ConfigError(
-                f"no python3 on {self.node.target}: looked for `python3` on the login shell's "
+                f"no python3 on {node.target}: looked for `python3` on the login shell's "
                 f"PATH. Install Python 3 there (e.g. apt-get install python3).")
         info: dict = {}
         for line in out.splitlines():
             key, _, value = line.partition(" ")
             if key.startswith("RH_"):
                 info[key[3:].lower()] = value.strip()
-        self.node.remote_rsync = info.get("rsync") == "yes"  # else uploads go over sftp
-        self._home = info.get("home_dir")
+        node.remote_rsync = info.get("rsync") == "yes"  # else uploads go over sftp
+        if node is self.node:
+            self._home = info.get("home_dir")
         if info.get("record"):
             info["record"] = json.loads(info["record"])
         return info
@@ -121,32 +129,139 @@ class BYOProvider(ComputeProvider):
             return self._endpoint(int(info["record"]["port"]))
         return None
 
+    @property
+    def multi(self) -> bool:
+        """Whether the cluster has several nodes (then Ray runs on all of them)."""
+        return len(self.cluster.ips) > 1
+
+    @property
+    def extras(self) -> str:
+        return "server,ray" if self.multi else "server"
+
+    def _each(self, fn, nodes: list) -> list:
+        """``fn(node)`` for every node, side by side; the results in order."""
+        if len(nodes) == 1:
+            return [fn(nodes[0])]
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            return list(pool.map(fn, nodes))
+
     def up(self) -> Endpoint:
         steps = Steps(self.cluster.short_name)
-        with steps.step(f"connecting to {self.node.target}"):
-            info = self._probe()
-        _, key = wheelhouse._source()
-        if info.get("alive") and info.get("record") and info.get("wheelhouse") == key:
+        nodes = self._nodes("all")
+        more = f" and {len(nodes) - 1} more node(s)" if self.multi else ""
+        with steps.step(f"connecting to {self.node.target}{more}"):
+            infos = self._each(self._probe, nodes)
+        info = infos[0]
+        _, key = wheelhouse._source(self.extras)
+        ray_up = not self.multi or all(i.get("ray") for i in infos)
+        if info.get("alive") and info.get("record") and info.get("wheelhouse") == key and ray_up:
             return self._endpoint(int(info["record"]["port"]))
-        if info.get("alive"):  # a server from another rh version: replace it
-            with steps.step("stopping a server of another rh version"):
+        if info.get("alive"):  # a server of another rh version, or Ray is down on a node
+            with steps.step("stopping the running server"):
                 self._stop(int(info["alive"]))
-        if info.get("wheelhouse") != key:
-            self._install(steps)
+        stale = [n for n, i in zip(nodes, infos, strict=True) if i.get("wheelhouse") != key]
+        if stale:
+            self._install(steps, stale)
+        if self.multi and not (ray_up and not stale):
+            with steps.step(f"starting Ray on {len(nodes)} nodes"):
+                self._start_ray(nodes)
         with steps.step("starting the server"):
             return self._start()
 
-    def _install(self, steps: Steps) -> None:
+    def _install(self, steps: Steps, nodes: list[SSHNode]) -> None:
         with steps.step("building the wheelhouse (cached)") as s:
-            folder, key = wheelhouse.build(log=lambda _: None)
+            folder, key = wheelhouse.build(log=lambda _: None, extras=self.extras)
             s["note"] = f"{len(list(folder.glob('*.whl')))} wheels"
-        with steps.step("shipping wheels"):
-            self.node.run(f"mkdir -p {NODE_HOME}/wheelhouse")
-            self.node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
-        with steps.step("creating the virtualenv and installing the server"):
-            self._install_venv(key)
 
-    def _install_venv(self, key: str) -> None:
+        def ship(node: SSHNode) -> None:
+            node.run(f"mkdir -p {NODE_HOME}/wheelhouse")
+            node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
+
+        with steps.step("shipping wheels" + (f" to {len(nodes)} nodes" if len(nodes) > 1 else "")):
+            self._each(ship, nodes)
+        with steps.step("creating the virtualenv and installing the server"):
+            self._each(lambda node: self._install_venv(key, node), nodes)
+
+    # ------------------------------------------------------------------ Ray (several nodes)
+
+    @property
+    def ray_ips(self) -> list[str]:
+        """The addresses the nodes reach each other at (``internal_ips``, else ``ips``)."""
+        return list(self.cluster.internal_ips or self.cluster.ips)
+
+    @property
+    def ray_address(self) -> str:
+        return f"{self.ray_ips[0]}:{self.cluster.ray_port}"
+
+    def _start_ray(self, nodes: list[SSHNode]) -> None:
+        """A Ray head on the head node and every other node joined to it; waits until all
+        have joined. Ray runs detached, in a session of its own recorded in ray.pid."""
+        self._each(self._stop_ray, nodes)
+        ips, port = self.ray_ips, self.cluster.ray_port
+        self._ray_start(nodes[0], ips[0], f"--head --port={port} --include-dashboard=false")
+        self._wait_on_head(f"""
+import socket, sys, time
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(({ips[0]!r}, {port}), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+""", "python3 -", "the Ray head did not start")
+        self._each(lambda i: self._ray_start(nodes[i], ips[i], f"--address={self.ray_address}"),
+                   list(range(1, len(nodes))))
+        self._wait_on_head(None, f"{NODE_HOME}/venv/bin/python -m rh_server.ray_map wait "
+                                 f"{self.ray_address} {len(nodes)} 120",
+                           f"not every node joined Ray at {self.ray_address}")
+
+    def _ray_start(self, node: SSHNode, ip: str, args: str) -> None:
+        d = self.cluster_dir
+        extra = " ".join(shlex.quote(a) for a in self.cluster.ray_args)
+        node.run(f"""
+set -e
+mkdir -p {d}
+setsid nohup {NODE_HOME}/venv/bin/ray start --block {args} --node-ip-address={ip} \
+    --disable-usage-stats --temp-dir=/tmp/rh-ray-$(id -u) {extra} \
+    > {d}/ray.log 2>&1 < /dev/null &
+echo $! > {d}/ray.pid
+""".replace(NODE_HOME, "$HOME/.rh"))
+
+    def _wait_on_head(self, code: str | None, command: str, failure: str) -> None:
+        """Run a waiting command on the head node with its output in a file (a process it
+        leaves behind must not hold the SSH session open); raise ``failure`` with the Ray logs
+        when it fails."""
+        out = f"{self.cluster_dir}/ray-wait.out"
+        proc = self.node.run(f"{command} > {out} 2>&1 < {'/dev/stdin' if code else '/dev/null'}; "
+                             f"c=$?; cat {out}; exit $c", input=code, check=False, timeout=180)
+        if proc.returncode != 0:
+            logs = "\n".join(
+                f"--- {n.target}: ray.log\n" + n.run(f"tail -n 20 {self.cluster_dir}/ray.log",
+                                                     check=False).stdout
+                for n in self._nodes("all"))
+            raise ConnectionFailedError(f"{failure}:\n{proc.stdout[-1000:]}\n{logs}")
+
+    def _stop_ray(self, node: SSHNode) -> None:
+        """Stop every process of the Ray session rh started on ``node`` (by its session id:
+        Ray's own processes are not all children of ``ray start``)."""
+        d = self.cluster_dir
+        node.run(f"""
+f={d}/ray.pid
+[ -f "$f" ] || exit 0
+sid=$(cat "$f")
+if ps -s "$sid" -o args= 2>/dev/null | grep -q ray; then
+  kill $(ps -s "$sid" -o pid=) 2>/dev/null
+  for i in $(seq 30); do [ -z "$(ps -s "$sid" -o pid=)" ] && break; sleep 0.1; done
+  left=$(ps -s "$sid" -o pid=)
+  [ -n "$left" ] && kill -9 $left 2>/dev/null
+fi
+rm -f "$f"
+true
+""", check=False)
+
+    def _install_venv(self, key: str, node: SSHNode | None = None) -> None:
+        node = node or self.node
         script = f"""
 set -e
 cd {NODE_HOME}
@@ -155,18 +270,18 @@ rm -f venv/.rh-wheelhouse venv/.rh-wheelhouse.new
 [ -x venv/bin/python ] || python3 -m venv --without-pip venv
 pip_whl=$(ls wheelhouse/pip-*.whl | head -n 1)
 venv/bin/python "$pip_whl/pip" install --quiet --no-index --find-links wheelhouse \
-    --force-reinstall pip 'rh-core[server]' 2>&1
+    --force-reinstall pip 'rh-core[{self.extras}]' 2>&1
 echo {shlex.quote(key)} > venv/.rh-wheelhouse.new
 mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
 """
-        proc = self.node.run(script, check=False, timeout=900)
+        proc = node.run(script, check=False, timeout=900)
         if proc.returncode != 0:
             from rh_core.errors import PackageInstallError
 
             if NO_SPACE in proc.stdout + proc.stderr:
-                raise disk_full_error(self.node, "installing the rh server")
+                raise disk_full_error(node, "installing the rh server")
             raise PackageInstallError(
-                f"installing the rh server on {self.node.target} failed:\n"
+                f"installing the rh server on {node.target} failed:\n"
                 f"{(proc.stdout + proc.stderr).strip()[-3000:]}")
 
     def _start(self) -> Endpoint:
@@ -189,12 +304,13 @@ mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
                 self.node.rsync(str(cert), f"{d}/tls/cert.pem", [])
                 self.node.rsync(str(key), f"{d}/tls/key.pem", [])
                 tls_args = f" --certfile {d}/tls/cert.pem --keyfile {d}/tls/key.pem"
+        ray = f"\nexport RH_RAY_ADDRESS={self.ray_address}" if self.multi else ""
         script = f"""
 set -e
 mkdir -p {d}
 rm -f {d}/server.json
 read -r RH_SERVER_TOKEN
-export RH_SERVER_TOKEN
+export RH_SERVER_TOKEN{ray}
 setsid nohup {NODE_HOME}/venv/bin/python -m rh_server --host {host} --port {self.port} \
     --name {shlex.quote(name)} --home {NODE_HOME} --record {d}/server.json \
     --log-file {d}/server.log{den}{tls_args} > {d}/server.out 2>&1 < /dev/null &
@@ -229,7 +345,17 @@ echo $!
         if info.get("alive"):
             self._stop(int(info["alive"]))
         self.node.run(f"rm -f {self.cluster_dir}/server.json", check=False)
-        self.node.close()
+        if self.multi:
+            self._each(self._stop_ray, self._nodes("all"))
+        for node in self._nodes("all"):
+            node.close()
+
+    def restart_server(self) -> Endpoint:
+        """A new server process on the head node; Ray keeps running on every node."""
+        info = self._probe()
+        if info.get("alive"):
+            self._stop(int(info["alive"]))
+        return self.up()
 
     def server_log(self) -> str:
         return self.node.run(f"cat {self.cluster_dir}/server.log 2>/dev/null", check=False).stdout
@@ -253,12 +379,18 @@ echo $!
         remote = f"code/{root.name}-{tag}"
         if self._home is None:
             self._probe()
-        self.node.run(f"mkdir -p {NODE_HOME}/{remote}")
         extra = [f"--exclude={e}" for e in SYNC_EXCLUDES]
         if (root / ".gitignore").exists():
             extra.append("--filter=:- .gitignore")
-        with Steps(self.cluster.short_name).step(f"syncing {root.name}") as s:
-            stats = self.node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
+
+        def sync(node: SSHNode) -> str:
+            node.run(f"mkdir -p {NODE_HOME}/{remote}")
+            return node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
+
+        nodes = self._nodes("all")  # every node: Ray tasks import the code there too
+        more = f" to {len(nodes)} nodes" if len(nodes) > 1 else ""
+        with Steps(self.cluster.short_name).step(f"syncing {root.name}{more}") as s:
+            stats = self._each(sync, nodes)[0]
             sent = [ln for ln in stats.splitlines() if "files transferred" in ln]
             s["note"] = f"{sent[0].split(':')[1].strip()} files sent" if sent else ""
         return f"{self._home}/.rh/{remote}"
@@ -317,13 +449,13 @@ echo $!
 
     def run(self, commands, node=0) -> list[tuple[int, str, str]]:
         cmds = [commands] if isinstance(commands, str) else list(commands)
-        targets = self._nodes(node)
-        out = []
-        for n in targets:
-            for c in cmds:
-                p = n.run(c, check=False)
-                out.append((p.returncode, p.stdout, p.stderr))
-        return out
+
+        def on(n: SSHNode) -> list[tuple[int, str, str]]:
+            return [(p.returncode, p.stdout, p.stderr)
+                    for p in (n.run(c, check=False) for c in cmds)]
+
+        # Nodes side by side; the results node by node, in the order of ips.
+        return [r for per_node in self._each(on, self._nodes(node)) for r in per_node]
 
     def _nodes(self, node) -> list[SSHNode]:
         ips = list(self.cluster.ips)

@@ -24,6 +24,13 @@ def run_pip(args: list[str], target: InstallTarget, what: str) -> None:
     proc = subprocess.run(cmd, cwd=target.cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         out = (proc.stdout + proc.stderr).strip()
+        if "No space left on device" in out:
+            free = shutil.disk_usage(target.venv).free // 2**20
+            raise PackageInstallError(
+                f"installing {what} failed: the disk holding {target.venv} is full ({free} MB "
+                f"free). Free space there (old envs live next to it) and try again. pip said:\n"
+                f"{out[-2000:]}"
+            )
         raise PackageInstallError(
             f"installing {what} failed (pip exit code {proc.returncode}). pip said:\n{out[-4000:]}"
         )

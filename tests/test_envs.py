@@ -129,3 +129,27 @@ def test_conda_says_it_is_not_present(local):
 def test_bad_package_spec_is_refused_early():
     with pytest.raises(rh.ConfigError, match="non-empty string"):
         rh.env(reqs=[""])
+
+
+def test_a_full_disk_says_so_and_leaves_no_half_built_env(local, rh_home, tmp_path):
+    """A 4 MB tmpfs over the server's env folder (needs root to mount, as CI has)."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)",
+                    pytrace=False)
+    proj = _project(tmp_path / "bigproj", "rh_big_proj", "1.0")
+    with open(proj / "rh_big_proj.py", "a") as f:  # 10 MB: more than the disk holds
+        f.write(("# " + "x" * 1022 + "\n") * 10240)
+    envs = rh_home / "envs"
+    envs.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(envs)], check=True)
+    try:
+        env = rh.env(name="bigenv", reqs=[f"local:{proj}"])
+        with pytest.raises(rh.PackageInstallError, match=r"the disk holding .*envs/\w+ is full "
+                                                          r"\(\d+ MB free\)"):
+            rh.function(userfns.version_of).to(local, env=env)
+        left = [p.name for p in envs.iterdir() if p.suffix != ".lock"]
+        assert left == []  # no half-built venv left behind
+    finally:
+        subprocess.run(["umount", str(envs)], check=True)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import attrs
 
+from rh_byo import testing
+
 
 def _sh(*args: str) -> None:
     proc = subprocess.run(args, capture_output=True, text=True)
@@ -99,11 +101,7 @@ def start_hosts(n: int = 3, user: str = "rhray") -> Hosts:
     d.chmod(0o755)
     hosts = Hosts([], user, str(d / "id_ed25519"), d, [], f"rhbr{tag}", [])
     try:
-        for name in ("host_key", "id_ed25519"):
-            _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name))
-        auth = d / "authorized_keys"
-        auth.write_text((d / "id_ed25519.pub").read_text())
-        auth.chmod(0o644)
+        auth = testing.make_keys(d)
         _sh("ip", "link", "add", hosts.bridge, "type", "bridge")
         _sh("ip", "addr", "add", f"{subnet}.254/24", "dev", hosts.bridge)
         _sh("ip", "link", "set", hosts.bridge, "up")
@@ -124,20 +122,7 @@ def start_hosts(n: int = 3, user: str = "rhray") -> Hosts:
             os.chown(home, pw.pw_uid, pw.pw_gid)
             hosts.homes.append(home)
             config = d / f"sshd_config{i}"
-            config.write_text(f"""Port 22
-ListenAddress {ip}
-HostKey {d}/host_key
-PidFile {d}/sshd{i}.pid
-AuthorizedKeysFile {auth}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin no
-AllowUsers {user}
-AllowTcpForwarding yes
-Subsystem sftp internal-sftp
-""")
+            testing.write_config(config, 22, ip, d, auth, user)
             script = (f"mount --bind {home} {pw.pw_dir} && mount -t tmpfs -o size=4g tmpfs /tmp "
                       f"&& exec /usr/sbin/sshd -D -f {config} -E {d}/sshd{i}.log")
             proc = subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "--mount",

@@ -61,6 +61,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_keys(d: Path) -> Path:
+    """A host key and a client key (``id_ed25519``) in ``d``; the client key authorized in
+    ``d/authorized_keys`` (returned)."""
+    for name in ("host_key", "id_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)
+    auth = d / "authorized_keys"
+    auth.write_text((d / "id_ed25519.pub").read_text())
+    auth.chmod(0o644)
+    return auth
+
+
+def write_config(config: Path, port: int, address: str, d: Path, auth: Path, users: str,
+                 extra: str = "") -> None:
+    """An sshd config for a private sshd: keys from :func:`make_keys`, key logins for ``users``."""
+    config.write_text(f"""Port {port}
+ListenAddress {address}
+HostKey {d}/host_key
+PidFile {config}.pid
+AuthorizedKeysFile {auth}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin no
+AllowUsers {users}
+AllowTcpForwarding yes
+Subsystem sftp internal-sftp
+{extra}""")
+
+
 def _user(name: str, fresh_home: bool) -> Path:
     try:
         pwd.getpwnam(name)
@@ -107,30 +138,10 @@ def start_sshd(user: str = "rhbyo", fresh_home: bool = True, extra_config: str =
     d.chmod(0o755)
     if without:
         extra_config += f"\nSetEnv PATH={_path_without(d, without)}\n"
-    for name in ("host_key", "id_ed25519"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
-                       check=True)
-    auth = d / "authorized_keys"
-    auth.write_text((d / "id_ed25519.pub").read_text())
-    auth.chmod(0o644)
+    auth = make_keys(d)
     port = _free_port()
     config = d / "sshd_config"
-    config.write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d}/host_key
-PidFile {d}/sshd.pid
-AuthorizedKeysFile {auth}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin no
-AllowUsers {users}
-AllowTcpForwarding yes
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
-{extra_config}
-{match}""")
+    write_config(config, port, "127.0.0.1", d, auth, users, f"LogLevel VERBOSE\n{extra_config}\n{match}")
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(config), "-E", str(d / "sshd.log")])
     deadline = time.monotonic() + 10

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rh_byo import wheelhouse
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
+from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import NO_SPACE, SSHError, SSHNode, disk_full_error
 from rh_core import tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
@@ -57,6 +58,7 @@ class BYOProvider(ComputeProvider):
         self._node_cache: dict[str, SSHNode] = {}
         self.node = self._node(cluster.ips[0])
         self._home: str | None = None
+        self.ray = RayNodes(self)
 
     @property
     def port(self) -> int:
@@ -164,7 +166,7 @@ class BYOProvider(ComputeProvider):
             self._install(steps, stale)
         if self.multi and not (ray_up and not stale):
             with steps.step(f"starting Ray on {len(nodes)} nodes"):
-                self._start_ray(nodes)
+                self.ray.start(nodes)
         with steps.step("starting the server"):
             return self._start()
 
@@ -181,84 +183,6 @@ class BYOProvider(ComputeProvider):
             self._each(ship, nodes)
         with steps.step("creating the virtualenv and installing the server"):
             self._each(lambda node: self._install_venv(key, node), nodes)
-
-    # ------------------------------------------------------------------ Ray (several nodes)
-
-    @property
-    def ray_ips(self) -> list[str]:
-        """The addresses the nodes reach each other at (``internal_ips``, else ``ips``)."""
-        return list(self.cluster.internal_ips or self.cluster.ips)
-
-    @property
-    def ray_address(self) -> str:
-        return f"{self.ray_ips[0]}:{self.cluster.ray_port}"
-
-    def _start_ray(self, nodes: list[SSHNode]) -> None:
-        """A Ray head on the head node and every other node joined to it; waits until all
-        have joined. Ray runs detached, in a session of its own recorded in ray.pid."""
-        self._each(self._stop_ray, nodes)
-        ips, port = self.ray_ips, self.cluster.ray_port
-        self._ray_start(nodes[0], ips[0], f"--head --port={port} --include-dashboard=false")
-        self._wait_on_head(f"""
-import socket, sys, time
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(({ips[0]!r}, {port}), timeout=1).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit(1)
-""", "python3 -", "the Ray head did not start")
-        self._each(lambda i: self._ray_start(nodes[i], ips[i], f"--address={self.ray_address}"),
-                   list(range(1, len(nodes))))
-        self._wait_on_head(None, f"{NODE_HOME}/venv/bin/python -m rh_server.ray_map wait "
-                                 f"{self.ray_address} {len(nodes)} 120",
-                           f"not every node joined Ray at {self.ray_address}")
-
-    def _ray_start(self, node: SSHNode, ip: str, args: str) -> None:
-        d = self.cluster_dir
-        extra = " ".join(shlex.quote(a) for a in self.cluster.ray_args)
-        node.run(f"""
-set -e
-mkdir -p {d}
-setsid nohup {NODE_HOME}/venv/bin/ray start --block {args} --node-ip-address={ip} \
-    --disable-usage-stats --temp-dir=/tmp/rh-ray-$(id -u) {extra} \
-    > {d}/ray.log 2>&1 < /dev/null &
-echo $! > {d}/ray.pid
-""".replace(NODE_HOME, "$HOME/.rh"))
-
-    def _wait_on_head(self, code: str | None, command: str, failure: str) -> None:
-        """Run a waiting command on the head node with its output in a file (a process it
-        leaves behind must not hold the SSH session open); raise ``failure`` with the Ray logs
-        when it fails."""
-        out = f"{self.cluster_dir}/ray-wait.out"
-        proc = self.node.run(f"{command} > {out} 2>&1 < {'/dev/stdin' if code else '/dev/null'}; "
-                             f"c=$?; cat {out}; exit $c", input=code, check=False, timeout=180)
-        if proc.returncode != 0:
-            logs = "\n".join(
-                f"--- {n.target}: ray.log\n" + n.run(f"tail -n 20 {self.cluster_dir}/ray.log",
-                                                     check=False).stdout
-                for n in self._nodes("all"))
-            raise ConnectionFailedError(f"{failure}:\n{proc.stdout[-1000:]}\n{logs}")
-
-    def _stop_ray(self, node: SSHNode) -> None:
-        """Stop every process of the Ray session rh started on ``node`` (by its session id:
-        Ray's own processes are not all children of ``ray start``)."""
-        d = self.cluster_dir
-        node.run(f"""
-f={d}/ray.pid
-[ -f "$f" ] || exit 0
-sid=$(cat "$f")
-if ps -s "$sid" -o args= 2>/dev/null | grep -q ray; then
-  kill $(ps -s "$sid" -o pid=) 2>/dev/null
-  for i in $(seq 30); do [ -z "$(ps -s "$sid" -o pid=)" ] && break; sleep 0.1; done
-  left=$(ps -s "$sid" -o pid=)
-  [ -n "$left" ] && kill -9 $left 2>/dev/null
-fi
-rm -f "$f"
-true
-""", check=False)
 
     def _install_venv(self, key: str, node: SSHNode | None = None) -> None:
         node = node or self.node
@@ -304,7 +228,7 @@ mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
                 self.node.rsync(str(cert), f"{d}/tls/cert.pem", [])
                 self.node.rsync(str(key), f"{d}/tls/key.pem", [])
                 tls_args = f" --certfile {d}/tls/cert.pem --keyfile {d}/tls/key.pem"
-        ray = f"\nexport RH_RAY_ADDRESS={self.ray_address}" if self.multi else ""
+        ray = f"\nexport RH_RAY_ADDRESS={self.ray.address}" if self.multi else ""
         script = f"""
 set -e
 mkdir -p {d}
@@ -346,7 +270,7 @@ echo $!
             self._stop(int(info["alive"]))
         self.node.run(f"rm -f {self.cluster_dir}/server.json", check=False)
         if self.multi:
-            self._each(self._stop_ray, self._nodes("all"))
+            self._each(self.ray.stop, self._nodes("all"))
         for node in self._nodes("all"):
             node.close()
 

@@ -73,7 +73,7 @@ SIZES = {
 
 
 def _alive(pid: int) -> bool:
-    from rh_core.local import process_alive
+    from rh_core.builtin.local import process_alive
 
     return process_alive(pid)
 

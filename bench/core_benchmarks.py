@@ -33,7 +33,7 @@ from common import (  # noqa: I001 - bench/ is on sys.path
 def bench_latency(ctx: dict, calls: int) -> list[dict]:
     import httpx
 
-    from rh_core import wire
+    from rh_core.transport import wire
 
     f, client = ctx["f"], ctx["cluster"].client()
     body = wire.joined(wire.dumps_pickle(((ARG,), {})))  # the exact body f(ARG) sends

@@ -23,14 +23,15 @@ from rh_core.errors import (  # noqa: E402
     UnknownPluginItemError,
     WorkerCrashedError,
 )
-from rh_core.factories import cluster, env, package  # noqa: E402
-from rh_core.hookspecs import hookimpl  # noqa: E402
+from rh_core.names.resolve import current_folder, exists, set_folder  # noqa: E402
+from rh_core.names.secrets import secret_backend  # noqa: E402
+from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, Module, Package, Resource  # noqa: E402
+from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
+from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.function import function  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
-from rh_core.rns import current_folder, exists, load, set_folder  # noqa: E402
-from rh_core.secrets import secret_backend  # noqa: E402
 
 
 def __getattr__(name: str):

@@ -17,10 +17,10 @@ console = Console()
 
 def _cluster(name: str):
     """A saved cluster, ``local``, or a local cluster this machine has run under that name."""
+    from rh_core.builtin.local import cluster_from_record
     from rh_core.errors import ResourceNotFoundError
-    from rh_core.factories import cluster
-    from rh_core.local import cluster_from_record
     from rh_core.paths import rh_home
+    from rh_core.resources.factories import cluster
 
     if name == "local":
         return cluster_from_record("local")
@@ -51,7 +51,7 @@ def friendly(fn):
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List installed plugins, their versions and the hooks they implement."""
-    from rh_core.plugins import registry
+    from rh_core.plugin.registry import registry
 
     infos = registry().plugin_infos()
     if as_json:

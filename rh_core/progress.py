@@ -33,6 +33,7 @@ class Steps:
             return
         t0 = time.monotonic()
         if self.tty:
+            # rich costs tens of ms to import and is needed only on a terminal.
             from rich.console import Console
 
             console = Console(stderr=True)

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, Router
 
-from rh_core import __version__, wire
-from rh_core.interfaces import AccessLevel
+from rh_core import __version__
+from rh_core.plugin.interfaces import AccessLevel
+from rh_core.transport import wire
 from rh_server import calls
 from rh_server import protocol as P
 from rh_server.openapi import openapi_document

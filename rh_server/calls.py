@@ -14,7 +14,7 @@ import json
 import os
 from typing import AsyncIterator
 
-from rh_core import wire
+from rh_core.transport import wire
 from rh_server import protocol as P
 from rh_server.pool import WorkerDied
 from rh_server.runs import Run

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from rh_core.errors import PackageInstallError
-from rh_core.interfaces import InstallTarget
-from rh_core.plugins import registry
+from rh_core.plugin.interfaces import InstallTarget
+from rh_core.plugin.registry import registry
 from rh_core.resources.env import Package
 
 

@@ -14,10 +14,10 @@ import secrets
 import time
 from pathlib import Path
 
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import AccessLevel
 from rh_core.paths import write_private
-from rh_core.tokens import new_grant_token, token_hash
+from rh_core.plugin.hookspecs import hookimpl
+from rh_core.plugin.interfaces import AccessLevel
+from rh_core.transport.tokens import new_grant_token, token_hash
 
 
 class TokenStore:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -17,9 +18,16 @@ import sys
 import time
 from pathlib import Path
 
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
 from rh_core import __version__
-from rh_core.interfaces import ServerContext
-from rh_core.paths import write_private
+from rh_core.paths import rh_home, write_private
+from rh_core.plugin.interfaces import ServerContext
+from rh_core.plugin.registry import get_plugin_manager
+from rh_core.transport import shm
+from rh_server.app import build_app
+from rh_server.state import ServerState
 
 log = logging.getLogger("rh_server")
 
@@ -43,8 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _loopback(host: str) -> bool:
-    import ipaddress
-
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -55,8 +61,6 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.home:
         os.environ["RH_HOME"] = args.home
-    from rh_core.paths import rh_home
-
     home = rh_home()
     logging.basicConfig(
         level=logging.INFO,
@@ -91,21 +95,12 @@ def main(argv=None) -> None:
             and not args.den_auth:
         sys.exit("rh server: refusing a proxy on a non-loopback address without --den-auth")
     if args.shm_dir:
-        from rh_core import shm
-
         shm.clear(args.shm_dir)
         os.environ["RH_SHM_DIR"] = args.shm_dir
     asyncio.run(serve(ctx, sock, token, args.record))
 
 
 async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, record: str | None):
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
-    from rh_core.plugins import get_plugin_manager
-    from rh_server.app import build_app
-    from rh_server.state import ServerState
-
     pm = get_plugin_manager()
     pm.hook.rh_server_startup(server=ctx)
     state = ServerState(ctx, token, pm)
@@ -139,8 +134,6 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
     finally:
         await state.shutdown()
         if ctx.settings.get("shm_dir"):
-            from rh_core import shm
-
             shm.clear(ctx.settings["shm_dir"], remove=True)
         try:
             pm.hook.rh_server_shutdown(server=ctx)

@@ -11,6 +11,9 @@ driver.
 
 ``python -m rh_server.ray_map wait ADDRESS N SECONDS`` waits until N nodes have joined (the
 provider runs it on the head node during bring-up).
+
+Ray is optional (the ``ray`` extra, shipped to multi-node clusters only) and takes seconds to
+import, so every function imports it where it needs it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import time
 import traceback
 from pathlib import Path
 
-from rh_core import wire
+from rh_core.transport import wire
+from rh_server.envs import env_python
+from rh_server.loader import CodeLoader
 
 _lock = threading.Lock()
 _task = None
@@ -44,6 +49,7 @@ def _connect():
     global _task
     with _lock:
         if _task is None:
+            # Ray: optional and slow to import (see the module's docstring).
             import ray
 
             if not ray.is_initialized():
@@ -56,6 +62,7 @@ def _connect():
 def run(spec: dict, header: dict, chunks: list, refs: dict) -> bytes:
     """Run every chunk as a Ray task; the packed chunk results, in order. Raises the first
     failing item's exception, with the node and its traceback as notes."""
+    # Ray: optional and slow to import (see the module's docstring).
     import ray
 
     task = _connect()
@@ -81,6 +88,7 @@ def _slots() -> list:
     chunks dealt out in turn land on every node in proportion to its CPUs (Ray's own SPREAD
     keeps short tasks on the head while the other nodes' worker processes are still starting).
     Soft: a chunk whose node went away runs elsewhere."""
+    # Ray: optional and slow to import (see the module's docstring).
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -116,8 +124,6 @@ def _prepare(env: dict) -> None:
     """Put the env's packages (built on this node the first time) ahead on ``sys.path``."""
     if not env.get("reqs") or env.get("key") in _envs:
         return
-    from rh_server.envs import env_python
-
     spec = dict(env, working_dir=node_path(env.get("working_dir")))
     home = Path.home() / ".rh"
     cwd = Path(spec.get("working_dir") or home)
@@ -137,9 +143,9 @@ def _run_chunk(spec: dict, env: dict, header: dict, chunk: bytes, offset: int, r
     global _loader
     item = offset
     try:
+        # Ray: optional and slow to import (see the module's docstring).
         import ray
 
-        from rh_server.loader import CodeLoader
 
         _prepare(env)
         if _loader is None:
@@ -167,6 +173,7 @@ def _run_chunk(spec: dict, env: dict, header: dict, chunk: bytes, offset: int, r
 
 def _node_address() -> str:
     try:
+        # Ray: optional and slow to import (see the module's docstring).
         import ray
 
         return ray.util.get_node_ip_address()
@@ -176,6 +183,7 @@ def _node_address() -> str:
 
 def wait(address: str, nodes: int, seconds: float) -> int:
     """Wait until ``nodes`` Ray nodes are alive; prints how many there are."""
+    # Ray: optional and slow to import (see the module's docstring).
     import ray
 
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)

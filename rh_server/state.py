@@ -7,14 +7,16 @@ import base64
 import hmac
 import json
 import logging
+import platform
 import re
+import sys
 import time
 from pathlib import Path
 
 from rh_core import __version__
 from rh_core.errors import PackageInstallError
-from rh_core.interfaces import AccessLevel, ServerContext
 from rh_core.paths import write_private
+from rh_core.plugin.interfaces import AccessLevel, ServerContext
 from rh_server import protocol as P
 from rh_server.envs import env_python
 from rh_server.grants import GrantsAuth, TokenStore
@@ -281,9 +283,6 @@ class ServerState:
         return task
 
     def status(self) -> dict:
-        import platform
-        import sys
-
         return {
             "cluster": self.ctx.cluster_name,
             "version": __version__,

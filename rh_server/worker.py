@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from rh_core import wire
+from rh_core.transport import wire
 from rh_server import protocol as P
 from rh_server.loader import CodeLoader
 
@@ -281,6 +281,7 @@ class Worker:
 
     def _map(self, rid, header, parts, refs) -> None:
         if header.get("ray"):
+            # Only maps across nodes need it; every env worker's start stays lean without it.
             from rh_server import ray_map
 
             spec = self.specs.get(header["name"])

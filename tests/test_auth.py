@@ -9,7 +9,7 @@ import pytest
 import userfns
 
 import rh_core as rh
-from rh_core import wire
+from rh_core.transport import wire
 
 
 @pytest.fixture(scope="module")

@@ -285,7 +285,7 @@ def test_shared_memory_full_falls_back_to_inline(local, monkeypatch):
     """A full /dev/shm is simulated at the library boundary (shm.write raising ENOSPC)."""
     import numpy as np
 
-    from rh_core import shm
+    from rh_core.transport import shm
 
     def full(folder, data):
         raise OSError(28, "No space left on device")

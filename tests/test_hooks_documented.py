@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rh_core import hookspecs
+from rh_core.plugin import hookspecs
 
 ROOT = Path(__file__).parent.parent
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("rh_"))

@@ -18,7 +18,7 @@ import pytest
 import userfns
 
 import rh_core as rh
-from rh_core import plugins
+from rh_core.plugin import registry as plugins
 
 PLUGIN_SRC = Path(__file__).parent / "plugins" / "rh-testplugin"
 

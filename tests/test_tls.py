@@ -48,7 +48,7 @@ def test_plain_http_and_unverified_peers_get_nothing(tls_cluster):
 
 
 def test_given_certificate_is_used(rh_home, tmp_path):
-    from rh_core import tls
+    from rh_core.transport import tls
 
     cert, key = tls.self_signed(tmp_path / "mine", ["rh-test.internal"])
     cluster = rh.cluster(name="tls-given", provider="local", server_connection_type="tls",
@@ -98,7 +98,7 @@ def test_exposed_server_without_tokens_is_refused(rh_home):
 def test_certificate_is_remade_when_the_names_change(tmp_path):
     from cryptography import x509
 
-    from rh_core import tls
+    from rh_core.transport import tls
 
     cert, _ = tls.self_signed(tmp_path, ["a.internal"])
     first = cert.read_bytes()

@@ -10,6 +10,7 @@ from typing import Any, Iterable
 import attrs
 
 from rh_core.errors import ConfigError
+from rh_core.resources.base import Resource
 
 
 @attrs.define(slots=False)
@@ -25,8 +26,6 @@ class RunHandle:
         return self.run_key
 
     def _client(self):
-        from rh_core.resources.base import Resource
-
         rt = self.__dict__.setdefault("_cluster", None)
         if rt is None:
             rt = self.__dict__["_cluster"] = Resource.from_config(self.system)

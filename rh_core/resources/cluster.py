@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
+from rh_core.plugin.registry import registry
 from rh_core.resources.base import Resource
 
 
@@ -67,8 +68,6 @@ class Cluster(Resource):
         """The compute provider object managing this cluster."""
         rt = self._runtime()
         if "provider" not in rt:
-            from rh_core.plugins import registry
-
             rt["provider"] = registry().provider(self.subtype)(self)
         return rt["provider"]
 
@@ -92,8 +91,6 @@ class Cluster(Resource):
             return False
 
     def _connect(self):
-        from rh_core.plugins import registry
-
         conn_cls = registry().connection_type(self.server_connection_type)
         endpoint = self.provider.up()
         conn = conn_cls(self, endpoint)
@@ -101,7 +98,9 @@ class Cluster(Resource):
 
     def client(self):
         """The HTTP client of this cluster's server (brings the cluster up on first use)."""
-        from rh_core.client import Client
+        # httpx (under the client) costs tens of ms to import: `import rh_core` and the CLI
+        # commands that never call a server do without it.
+        from rh_core.transport.client import Client
 
         rt = self._runtime()
         with rt["lock"]:

@@ -9,7 +9,9 @@ from typing import ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
-from rh_core.resources.base import Resource
+from rh_core.names import resolve as rns
+from rh_core.plugin.registry import registry
+from rh_core.resources.base import Resource, load
 
 
 def _check_name(inst, attr, value):
@@ -29,8 +31,6 @@ class Package(Resource):
 
     @classmethod
     def parse(cls, text: str) -> Package:
-        from rh_core.plugins import registry
-
         if not isinstance(text, str) or not text.strip():
             raise ConfigError(f"a package spec must be a non-empty string, got {text!r}")
         head, sep, rest = text.partition(":")
@@ -95,10 +95,8 @@ def as_env(env: Env | str | list | None) -> Env:
     if isinstance(env, (list, tuple)):
         return Env(reqs=list(env))
     if isinstance(env, str):
-        from rh_core import rns
-
         if rns.exists(env):
-            loaded = rns.load(env)
+            loaded = load(env)
             if not isinstance(loaded, Env):
                 raise ConfigError(f"{env!r} is a {loaded.resource_type}, not an env")
             return loaded

@@ -8,23 +8,21 @@ from typing import Any, Callable, ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
-from rh_core.resources.base import Resource
+from rh_core.resources.base import Resource, load
 from rh_core.resources.calls import RemoteCallable
+from rh_core.resources.cluster import Cluster
 from rh_core.resources.code import call_kind, code_ref
 from rh_core.resources.env import Env, Package, as_env
+from rh_core.resources.factories import cluster
 
 
 def as_cluster(system: Any):
     """A Cluster from what users pass: a Cluster, ``"local"``, a saved cluster's name, a config."""
-    from rh_core.resources.cluster import Cluster
-
     if isinstance(system, Cluster):
         return system
     if isinstance(system, dict):
         return Resource.from_config(system)
     if isinstance(system, str):
-        from rh_core.factories import cluster
-
         return cluster(system)
     raise ConfigError(f"expected a cluster (rh.cluster(...) or its name), got {system!r}")
 
@@ -129,12 +127,10 @@ class Function(Code, RemoteCallable):
 def function(fn: Callable | None = None, name: str | None = None, system: Any = None,
              env: Env | list | str | None = None, stream_logs: bool = False) -> Function:
     """Wrap ``fn`` to send it to a cluster, or load a saved function by ``name``."""
-    from rh_core import rns
-
     if fn is None:
         if not name:
             raise ConfigError("rh.function needs a function, or the name of a saved one")
-        loaded = rns.load(name)
+        loaded = load(name)
         if not isinstance(loaded, Function):
             raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a function")
         return loaded

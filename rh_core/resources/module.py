@@ -3,17 +3,19 @@ makes one instance on the cluster whose methods run there and keep its state bet
 
 from __future__ import annotations
 
+import base64
 import inspect
 from typing import Any, ClassVar
 
 import attrs
 
-from rh_core import wire
 from rh_core.errors import ConfigError
+from rh_core.resources.base import load
 from rh_core.resources.calls import RemoteCallable
 from rh_core.resources.code import code_ref, method_kinds
 from rh_core.resources.env import Env, as_env
 from rh_core.resources.function import Code, _served_name, as_cluster
+from rh_core.transport import wire
 
 _OWN = {"name", "pointer", "code", "qualname", "system", "env", "methods", "instance_of",
         "server_name"}
@@ -49,8 +51,6 @@ class Module(Code):
         cluster = self.cluster
         inst_name = name.rsplit("/", 1)[-1].lstrip("~^@") if name else f"{self.served_as}_instance"
         init = wire.joined(wire.dumps_pickle((args, kwargs)))
-        import base64
-
         self._put(cluster, "instance", inst_name, self.env or Env(), True, of=self.served_as,
                   init=base64.b64encode(init).decode())
         inst = attrs.evolve(self, name=name or inst_name, server_name=inst_name,
@@ -89,12 +89,10 @@ class RemoteMethod(RemoteCallable):
 def module(cls: type | None = None, name: str | None = None, system: Any = None,
            env: Env | list | str | None = None) -> Module:
     """Wrap a class to send it to a cluster, or load a saved module or instance by ``name``."""
-    from rh_core import rns
-
     if cls is None:
         if not name:
             raise ConfigError("rh.module needs a class, or the name of a saved one")
-        loaded = rns.load(name)
+        loaded = load(name)
         if not isinstance(loaded, Module):
             raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a module")
         return loaded

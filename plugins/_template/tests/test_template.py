@@ -6,7 +6,7 @@ import pytest
 import rh_template
 
 from rh_core.errors import ConfigError
-from rh_core.plugins import Registry, get_plugin_manager
+from rh_core.plugin.registry import Registry, get_plugin_manager
 
 
 def test_provider_is_registered():

@@ -20,7 +20,7 @@ import userfns
 from rh_caddy import caddyfile
 
 import rh_core as rh
-from rh_core import tls
+from rh_core.transport import tls
 
 
 def _cluster(name, port, **kw):

@@ -11,9 +11,8 @@ from typing import ClassVar
 
 import attrs
 
-from rh_core import hookimpl
 from rh_core.errors import ConfigError
-from rh_core.interfaces import ComputeProvider, Endpoint
+from rh_core.plugin import ComputeProvider, Endpoint, hookimpl
 from rh_core.resources.cluster import Cluster
 
 

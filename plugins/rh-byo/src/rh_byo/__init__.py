@@ -7,6 +7,8 @@ from rh_core import hookimpl
 
 @hookimpl
 def rh_compute_providers(register):
+    # The provider (fabric, paramiko, ...) loads when the registry is read, not when every
+    # installed plugin is imported.
     from rh_byo.provider import BYOProvider
 
     register(BYOProvider)
@@ -14,6 +16,7 @@ def rh_compute_providers(register):
 
 @hookimpl
 def rh_connection_types(register):
+    # See rh_compute_providers.
     from rh_byo.provider import ParamikoConnection, SSHConnection
 
     register(SSHConnection)

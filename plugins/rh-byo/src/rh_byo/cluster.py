@@ -7,6 +7,7 @@ from typing import ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
+from rh_core.names.secrets import secret_backend
 from rh_core.resources.cluster import Cluster
 
 #: Credentials kept in memory only: a saved config holds ``<key>_secret``, a reference to the
@@ -104,8 +105,6 @@ class BYOCluster(Cluster):
         wanted = (name or self.name or "").rsplit("/", 1)[-1].lstrip("~^@")
         secrets = {k: self.ssh_creds[k] for k in SECRET_KEYS if self.ssh_creds.get(k)}
         if secrets and wanted and (not self.name or wanted == self.short_name):
-            from rh_core.secrets import secret_backend
-
             backend = secret_backend("keyring")
             refs = {}
             for k, value in secrets.items():
@@ -120,8 +119,6 @@ class BYOCluster(Cluster):
         for k in SECRET_KEYS:
             ref = self.ssh_creds.get(f"{k}_secret", "")
             if deleted and ref == f"keyring:byo/{self.short_name}/{k}":
-                from rh_core.secrets import secret_backend
-
                 secret_backend("keyring").delete(ref.partition(":")[2])
         return deleted
 
@@ -132,8 +129,6 @@ class BYOCluster(Cluster):
         for k in SECRET_KEYS:
             ref = self.ssh_creds.get(f"{k}_secret")
             if ref and not creds.get(k):
-                from rh_core.secrets import secret_backend
-
                 backend, _, key = ref.partition(":")
                 value = secret_backend(backend).get(key)
                 if value is None:

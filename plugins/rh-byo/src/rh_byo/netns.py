@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -138,8 +139,6 @@ def start_hosts(n: int = 3, user: str = "rhray") -> Hosts:
 
 
 def _wait_port(hosts: Hosts, i: int, ip: str) -> None:
-    import socket
-
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shlex
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,10 +15,11 @@ from rh_byo import wheelhouse
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
 from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import NO_SPACE, SSHError, SSHNode, disk_full_error
-from rh_core import tokens
-from rh_core.errors import ConfigError, ConnectionFailedError
-from rh_core.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
+from rh_core.errors import ConfigError, ConnectionFailedError, PackageInstallError
+from rh_core.paths import rh_home
+from rh_core.plugin.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
 from rh_core.progress import Steps
+from rh_core.transport import tls, tokens
 
 NODE_HOME = "~/.rh"
 #: Connection types that reach the server through an SSH tunnel (it stays on the node's loopback).
@@ -90,9 +92,6 @@ class BYOProvider(ComputeProvider):
             return None, None
         if c.ssl_certfile and c.ssl_keyfile:
             return Path(c.ssl_certfile).expanduser(), Path(c.ssl_keyfile).expanduser()
-        from rh_core import tls
-        from rh_core.paths import rh_home
-
         return tls.self_signed(rh_home() / "clusters" / c.short_name / "tls",
                                [*c.ips, *([c.domain] if c.domain else [])])
 
@@ -200,8 +199,6 @@ mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
 """
         proc = node.run(script, check=False, timeout=900)
         if proc.returncode != 0:
-            from rh_core.errors import PackageInstallError
-
             if NO_SPACE in proc.stdout + proc.stderr:
                 raise disk_full_error(node, "installing the rh server")
             raise PackageInstallError(
@@ -348,8 +345,6 @@ echo $!
         return out
 
     def ssh(self, command: str | None = None) -> int:
-        import subprocess
-
         if not isinstance(self.node, SSHNode):  # a paramiko node: its own terminal session
             return self.node.shell(command)
         args = ["ssh", "-t", *self.node.options(), self.node.target]
@@ -399,6 +394,7 @@ echo $!
             creds = self.cluster.login_creds()
             if self.cluster.server_connection_type == "paramiko" or any(
                     creds.get(k) for k in SECRET_KEYS):
+                # paramiko is loaded only for clusters that log in with it.
                 from rh_byo.paramiko_node import ParamikoNode
 
                 node = ParamikoNode(ip, creds)

@@ -7,6 +7,7 @@ seen is recorded in rh's own known_hosts file; a changed key is refused.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shlex
@@ -15,6 +16,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from rh_byo import treesync
 from rh_core.errors import ConnectionFailedError, RhError
 from rh_core.paths import rh_home
 
@@ -60,8 +62,6 @@ def upload_failed(node, dest: str, text: str, put_bytes: int) -> RhError:
 
 def key_has_passphrase(path: str) -> bool:
     """Whether the private key file at ``path`` is encrypted (OpenSSH or PEM format)."""
-    import base64
-
     try:
         text = Path(path).expanduser().read_text()
     except (OSError, UnicodeDecodeError):
@@ -216,8 +216,6 @@ class SSHNode:
     def sftp_upload(self, source: str, dest: str, extra: list[str] | None = None) -> str:
         """What :meth:`rsync` does, with ``sftp -b`` through the master connection: for nodes
         without rsync. Incremental (see :mod:`rh_byo.treesync`)."""
-        from rh_byo import treesync
-
         if Path(source).is_file():
             self._sftp([f"put -p {sftp_quote(source)} {sftp_quote(remote_path(dest))}"], dest,
                        Path(source).stat().st_size)

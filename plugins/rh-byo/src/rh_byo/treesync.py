@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import stat
 from pathlib import Path
 
 import attrs
+import pathspec
 
 #: Run by python3 on the node: the destination's entries as JSON (created if missing).
 #: ``f`` [size, mtime] for files, ``d`` for folders, ``l`` [target] for symlinks.
@@ -48,8 +50,6 @@ class SyncFilter:
     folder's ``.gitignore`` applies below that folder."""
 
     def __init__(self, root: Path, extra: list[str]):
-        import pathspec
-
         self.root = root
         self.excludes = pathspec.GitIgnoreSpec.from_lines(
             [e.split("=", 1)[1] for e in extra if e.startswith("--exclude=")])
@@ -62,8 +62,6 @@ class SyncFilter:
             f = self.root / folder / ".gitignore"
             spec = None
             if self.gitignore and f.is_file():
-                import pathspec
-
                 spec = pathspec.GitIgnoreSpec.from_lines(f.read_text(errors="replace").splitlines())
             self._specs[folder] = spec
         return self._specs[folder]
@@ -186,6 +184,4 @@ def stats(p: Plan) -> str:
 
 
 def _quote(s: str) -> str:
-    import shlex
-
     return shlex.quote(s)

@@ -9,6 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import rh_core
 from rh_core.errors import PackageInstallError
 from rh_core.paths import rh_home
 
@@ -17,8 +18,6 @@ def _source(extras: str = "server") -> tuple[str, str]:
     """What to build rh-core from (the source tree this rh_core was imported from, for
     development installs, else the released version) and a key that changes with it and with
     the extras (``server``, or ``server,ray`` for clusters of several nodes)."""
-    import rh_core
-
     root = Path(rh_core.__file__).resolve().parent.parent
     project = root / "pyproject.toml"
     if project.exists() and 'name = "rh-core"' in project.read_text():

@@ -15,9 +15,9 @@ from typing import ClassVar
 import attrs
 
 from rh_core import hookimpl
-from rh_core.connections import NoneConnection
-from rh_core.interfaces import AccessLevel, PackageInstaller, RnsStore, SecretBackend
-from rh_core.local import LocalCluster, LocalProvider
+from rh_core.builtin.connections import NoneConnection
+from rh_core.builtin.local import LocalCluster, LocalProvider
+from rh_core.plugin.interfaces import AccessLevel, PackageInstaller, RnsStore, SecretBackend
 
 
 @attrs.define(kw_only=True, slots=False)

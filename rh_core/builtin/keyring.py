@@ -1,13 +1,11 @@
-"""Secrets by reference: configs hold ``backend:key``, values live in a secret backend.
-
-The built-in backend is the system keyring (``pip install 'rh-core[secrets]'``).
-"""
+"""The built-in secret backend: the system keyring (``pip install 'rh-core[secrets]'``; on a
+headless machine keyrings.alt's file backend). Registered through ``rh_secret_backends``."""
 
 from __future__ import annotations
 
 from rh_core.errors import ConfigError
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import SecretBackend
+from rh_core.plugin.hookspecs import hookimpl
+from rh_core.plugin.interfaces import SecretBackend
 
 SERVICE = "rh"
 
@@ -18,6 +16,7 @@ class KeyringBackend(SecretBackend):
     name = "keyring"
 
     def _keyring(self):
+        # keyring is an optional extra and slow to import: loaded when a secret is first used.
         try:
             import keyring
         except ImportError:
@@ -39,13 +38,6 @@ class KeyringBackend(SecretBackend):
             kr.delete_password(SERVICE, key)
         except kr.errors.PasswordDeleteError:
             pass
-
-
-def secret_backend(name: str = "keyring") -> SecretBackend:
-    """An instance of the installed secret backend ``name``."""
-    from rh_core.plugins import registry
-
-    return registry().secret_backend(name)()
 
 
 @hookimpl

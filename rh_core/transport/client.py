@@ -13,8 +13,10 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from rh_core import errors, wire
-from rh_core.interfaces import ConnectionInfo
+from rh_core import errors
+from rh_core.plugin.interfaces import ConnectionInfo
+from rh_core.transport import shm as shared
+from rh_core.transport import wire
 
 _KINDS = {
     "not_found": errors.RemoteFunctionNotFound,
@@ -245,16 +247,12 @@ class Client:
             return wire.dumps_pickle((args, kwargs), refs, shm, shm_names), refs
         except Exception as e:
             if shm_names:
-                from rh_core import shm as shared
-
                 shared.discard(shm, shm_names)
             raise errors.SerializationError(f"the arguments could not be pickled: {e}") from None
 
     def _done(self, shm_names: list[str]) -> None:
         """Remove shared buffers the server never took (the call failed before reading them)."""
         if shm_names:
-            from rh_core import shm as shared
-
             shared.discard(self.info.shm_dir, shm_names)
 
     def call(self, name: str, method: str, args=(), kwargs=None, *, stream_logs: bool = False,

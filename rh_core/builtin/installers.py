@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from rh_core.errors import PackageInstallError
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import InstallTarget, PackageInstaller
+from rh_core.plugin.hookspecs import hookimpl
+from rh_core.plugin.interfaces import InstallTarget, PackageInstaller
 
 
 def run_pip(args: list[str], target: InstallTarget, what: str) -> None:

@@ -1,7 +1,9 @@
 """Building the plugin manager and reading what plugins registered.
 
 Nothing is loaded at import time: :func:`get_plugin_manager` builds a fresh manager, and
-:func:`plugins` keeps one per process, built on first use.
+:func:`registry` keeps one per process, built on first use. The core's own plugins
+(:data:`DEFAULT_PLUGINS`, all in ``rh_core/builtin/``) are imported by name when a manager is
+built, like any installed plugin: this room imports nothing above it.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from typing import Any
 import attrs
 import pluggy
 
-from rh_core import hookspecs
 from rh_core.errors import UnknownPluginItemError
+from rh_core.plugin import hookspecs
 
 ENTRY_POINT_GROUP = "rh"
 
 #: Built-in plugins: the core's own providers, connections, installers, stores and backends.
 DEFAULT_PLUGINS = (
-    "rh_core.local",
-    "rh_core.connections",
-    "rh_core.installers",
-    "rh_core.rns",
-    "rh_core.secrets",
+    "rh_core.builtin.local",
+    "rh_core.builtin.connections",
+    "rh_core.builtin.installers",
+    "rh_core.builtin.stores",
+    "rh_core.builtin.keyring",
 )
 
 
@@ -149,9 +151,6 @@ def registry() -> Registry:
 
 
 def reset() -> None:
-    """Forget the registry and the converter (tests, or after installing a plugin in-process)."""
-    from rh_core import converter
-
+    """Forget the registry (tests, or after installing a plugin in-process). What was built from
+    it (the config converter) is keyed on the registry, so it is rebuilt with the next one."""
     registry.cache_clear()
-    converter.get_converter.cache_clear()
-    converter.resource_classes.cache_clear()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from rh_core.errors import ConfigError, ResourceNotFoundError
+from rh_core.names import resolve as rns
+from rh_core.plugin.registry import registry
+from rh_core.resources.base import load
+from rh_core.resources.cluster import Cluster
 from rh_core.resources.env import Env, Package
 
 
@@ -14,15 +20,11 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
     ``rh.cluster(name="a10", ips=[...], ssh_creds={...})`` describes a bring-your-own cluster
     (with its plugin installed); ``provider=`` picks the compute provider explicitly.
     """
-    from rh_core import rns
-    from rh_core.plugins import registry
-    from rh_core.resources.cluster import Cluster
-
     if name in ("local", "^local") and not fields and provider in (None, "local"):
         return registry().provider("local").cluster_class(name="local")
     if name is not None and not fields and provider is None:
         try:
-            loaded = rns.load(name)
+            loaded = load(name)
         except ResourceNotFoundError:
             raise ResourceNotFoundError(
                 f"unknown cluster {name!r}: no cluster is saved under that name (saved: "
@@ -40,8 +42,6 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
     try:
         return cls(name=name, **fields)
     except TypeError as e:
-        import attrs
-
         known = sorted(f.name for f in attrs.fields(cls))
         raise ConfigError(f"bad argument for a {provider} cluster ({e}); known: {known}") from None
 
@@ -53,10 +53,8 @@ def env(name: str | None = None, reqs: list[str] | None = None,
 
     With only ``name``, loads a saved env if there is one.
     """
-    from rh_core import rns
-
     if name and reqs is None and env_vars is None and working_dir is None and rns.exists(name):
-        loaded = rns.load(name)
+        loaded = load(name)
         if isinstance(loaded, Env):
             return loaded
     return Env(name=name, reqs=list(reqs or []), env_vars=dict(env_vars or {}),

@@ -10,24 +10,26 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
 
 import attrs
 import httpx
 
-from rh_core import shm, tls, tokens
 from rh_core.errors import ConfigError, ConnectionFailedError
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import ComputeProvider, Endpoint
 from rh_core.paths import rh_home
+from rh_core.plugin.hookspecs import hookimpl
+from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.resources.cluster import Cluster
+from rh_core.transport import shm, tls, tokens
 
 START_TIMEOUT = 60.0
 
@@ -61,8 +63,6 @@ def process_alive(pid: int) -> bool:
 
 
 def _loopback(host: str) -> bool:
-    import ipaddress
-
     if host == "localhost":
         return True
     try:
@@ -138,8 +138,6 @@ class LocalProvider(ComputeProvider):
         c = self.cluster
         if not c.fronted:
             return None
-        from importlib.metadata import entry_points
-
         if not any(ep.name == "caddy" for ep in entry_points(group="rh")):
             raise ConfigError("use_caddy (or server_port 80/443) needs the rh-caddy plugin and "
                               "Caddy: pip install rh-caddy; apt-get install caddy")

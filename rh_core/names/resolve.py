@@ -1,20 +1,18 @@
-"""Resource names: saving, loading and listing configs by name.
+"""Resource names: which store a name lives in, and saving, loading and listing configs there.
 
-``~/a/b`` lives in the local store (a folder under the rh home), ``^name`` in the builtin store
-(configs shipped inside installed packages). A name without a prefix is relative to
-:func:`current_folder`.
+A name's first character picks the store (``~`` local, ``^`` builtin, ``@`` shared; stores are
+plugins, see :mod:`rh_core.builtin.stores`); a name without a prefix is relative to
+:func:`current_folder`. This module deals in configs (plain JSON); turning a config into a
+resource is :func:`rh_core.resources.base.load`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from importlib import resources as importlib_resources
 
 from rh_core.errors import ConfigError, ResourceNotFoundError
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import RnsStore
-from rh_core.paths import rh_home, write_private
+from rh_core.plugin.interfaces import RnsStore
+from rh_core.plugin.registry import registry
 
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _current = ["~"]
@@ -57,8 +55,6 @@ def full_name(name: str) -> str:
 
 
 def _store(prefix: str) -> RnsStore:
-    from rh_core.plugins import registry
-
     return registry().rns_store(prefix)
 
 
@@ -71,12 +67,6 @@ def load_config(name: str) -> dict:
         )
     return config
 
-
-def load(name: str):
-    """The resource saved under ``name``."""
-    from rh_core.converter import structure
-
-    return structure(load_config(name))
 
 
 def exists(name: str) -> bool:
@@ -102,69 +92,3 @@ def delete(name: str) -> bool:
 
 def list_names(prefix: str = "~", folder: str = "") -> list[str]:
     return _store(prefix).list(folder)
-
-
-class LocalStore(RnsStore):
-    """``~``: JSON files under ``$RH_HOME/rns``."""
-
-    prefix = "~"
-
-    def _path(self, path: str):
-        return rh_home() / "rns" / f"{path}.json"
-
-    def load(self, path: str) -> dict | None:
-        p = self._path(path)
-        try:
-            return json.loads(p.read_text())
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"saved config {p} is not valid JSON ({e}); fix or delete it") from None
-
-    def save(self, path: str, config: dict) -> None:
-        write_private(self._path(path), json.dumps(config, indent=2, sort_keys=True))
-
-    def delete(self, path: str) -> bool:
-        p = self._path(path)
-        try:
-            p.unlink()
-            return True
-        except FileNotFoundError:
-            return False
-
-    def list(self, folder: str) -> list[str]:
-        base = rh_home() / "rns" / folder
-        if not base.is_dir():
-            return []
-        return sorted(
-            (f"{folder}/{p.stem}" if folder else p.stem) for p in base.glob("*.json")
-        )
-
-
-class BuiltinStore(RnsStore):
-    """``^``: read-only configs shipped in ``rh_core/builtin_configs``."""
-
-    prefix = "^"
-    writable = False
-
-    def _files(self):
-        return importlib_resources.files("rh_core") / "builtin_configs"
-
-    def load(self, path: str) -> dict | None:
-        f = self._files() / f"{path}.json"
-        return json.loads(f.read_text()) if f.is_file() else None
-
-    def save(self, path: str, config: dict) -> None:
-        raise ConfigError("builtin configs are read-only")
-
-    def delete(self, path: str) -> bool:
-        raise ConfigError("builtin configs are read-only")
-
-    def list(self, folder: str) -> list[str]:
-        return sorted(p.name[:-5] for p in self._files().iterdir() if p.name.endswith(".json"))
-
-
-@hookimpl
-def rh_rns_stores(register):
-    register(LocalStore())
-    register(BuiltinStore())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from rh_core.errors import ConfigError
-from rh_core.hookspecs import hookimpl
-from rh_core.interfaces import ConnectionInfo, ConnectionType
-from rh_core.tls import is_self_signed
+from rh_core.plugin.hookspecs import hookimpl
+from rh_core.plugin.interfaces import ConnectionInfo, ConnectionType
+from rh_core.transport.tls import is_self_signed
 
 
 def _host(host: str) -> str:

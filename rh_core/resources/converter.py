@@ -15,37 +15,45 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from rh_core.errors import ConfigError
+from rh_core.plugin.registry import Registry, registry
+
+#: Resource classes other than clusters, by ``resource_type``; filled by
+#: ``Resource.__init_subclass__`` (so this module imports no resource class).
+KINDS: dict[str, type] = {}
 
 
-@functools.cache
-def resource_classes() -> dict[tuple[str, str | None], type]:
+def register_kind(cls: type) -> None:
+    """Make configs tagged ``resource_type = cls.resource_type`` structure into ``cls``.
+    Clusters are not registered here: their classes come from the compute providers."""
+    KINDS[cls.resource_type] = cls
+
+
+def resource_classes(reg: Registry | None = None) -> dict[tuple[str, str | None], type]:
     """Every resource class by ``(resource_type, subtype)``, including plugins' cluster classes."""
-    from rh_core.plugins import registry
-    from rh_core.resources import Env, Function, Module, Package
-
-    classes: dict[tuple[str, str | None], type] = {
-        ("function", None): Function,
-        ("module", None): Module,
-        ("env", None): Env,
-        ("package", None): Package,
-    }
-    for name, provider in registry().providers.items():
+    classes: dict[tuple[str, str | None], type] = {(k, None): c for k, c in KINDS.items()}
+    for name, provider in (reg or registry()).providers.items():
         classes[("cluster", name)] = provider.cluster_class
     return classes
 
 
-def make_converter() -> cattrs.Converter:
+def make_converter(reg: Registry | None = None) -> cattrs.Converter:
     """A converter that knows every resource class, including those of installed plugins."""
     conv = cattrs.Converter(forbid_extra_keys=True)
-    for cls in set(resource_classes().values()):
+    for cls in set(resource_classes(reg).values()):
         conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv))
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
     return conv
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)
+def _converter_for(reg: Registry, kinds: int) -> cattrs.Converter:
+    return make_converter(reg)
+
+
 def get_converter() -> cattrs.Converter:
-    return make_converter()
+    """The converter of this process's registry (rebuilt when the registry is reset or a new
+    resource kind is defined)."""
+    return _converter_for(registry(), len(KINDS))
 
 
 def unstructure(resource: Any) -> dict:
@@ -70,8 +78,6 @@ def structure(config: dict) -> Any:
     cls = resource_classes().get((rtype, subtype))
     if cls is None:
         if rtype == "cluster":
-            from rh_core.plugins import registry
-
             registry().provider(str(subtype))  # raises, listing installed providers
         raise ConfigError(f"unknown resource type {rtype!r} (subtype {subtype!r})")
     try:

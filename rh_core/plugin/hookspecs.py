@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from rh_core.interfaces import (
+    from rh_core.plugin.interfaces import (
         AccessLevel,
         ComputeProvider,
         ConnectionType,

@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import cloudpickle
 
+from rh_core.transport import shm as shared
+
 PICKLE_CT = "application/x-rh-pickle"
 JSON_CT = "application/json"
 STREAM_CT = "application/x-rh-frames"
@@ -85,8 +87,6 @@ def dumps_pickle(obj: Any, refs: list[str] | None = None, shm: str | None = None
     raws: list = [b.raw() for b in buffers]
     flags = bytearray(len(raws))
     if shm is not None:
-        from rh_core import shm as shared
-
         for i, raw in enumerate(raws):
             if raw.nbytes >= shared.MIN_SIZE:
                 try:
@@ -132,8 +132,6 @@ def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any
         if flag:
             if shm is None:
                 raise ValueError("the body names shared-memory buffers, which this side cannot use")
-            from rh_core import shm as shared
-
             name, _, length = bytes(buf).decode().partition(":")
             buf = shared.take(shm, name, int(length))
         bufs.append(buf)

@@ -1,4 +1,7 @@
-"""Self-signed certificates for clusters that serve TLS without a certificate of their own."""
+"""Self-signed certificates for clusters that serve TLS without a certificate of their own.
+
+cryptography's x509 module takes about 25 ms to import, and every client process loads this
+module (through the ``tls`` connection type), so each function imports it where it is used."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from rh_core.paths import write_private
 
 
 def _names(hosts: list[str]) -> list:
+    # cryptography is imported on use (see the module's docstring).
     from cryptography import x509
 
     seen, out = set(), []
@@ -31,6 +35,7 @@ def self_signed(folder: Path, hosts: list[str], days: int = 825) -> tuple[Path, 
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     if cert_path.exists() and key_path.exists() and _still_good(cert_path, hosts):
         return cert_path, key_path
+    # cryptography is imported on use (see the module's docstring).
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -61,6 +66,7 @@ def self_signed(folder: Path, hosts: list[str], days: int = 825) -> tuple[Path, 
 
 def _still_good(cert_path: Path, hosts: list[str]) -> bool:
     """Whether a certificate made earlier still names every host and is valid for a month."""
+    # cryptography is imported on use (see the module's docstring).
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -73,6 +79,7 @@ def _still_good(cert_path: Path, hosts: list[str]) -> bool:
 
 def is_self_signed(cert_file: str | Path) -> bool:
     """Whether the certificate's issuer is its subject (then it is its own trust anchor)."""
+    # cryptography is imported on use (see the module's docstring).
     from cryptography import x509
 
     cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())

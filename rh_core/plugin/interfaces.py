@@ -1,0 +1,215 @@
+"""The small abstract classes a plugin implements: one per kind of thing it can register."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar, Protocol
+
+import attrs
+
+__all__ = [
+    "AccessLevel", "Cluster", "ComputeProvider", "ConnectionInfo", "ConnectionType", "Endpoint",
+    "InstallTarget", "PackageInstaller", "RnsStore", "SecretBackend", "ServerContext",
+]
+
+
+class Cluster(Protocol):
+    """What providers and connections read of a cluster record: an instance of
+    ``rh_core.resources.cluster.Cluster`` or of a provider's subclass of it. Declared here as a
+    protocol so that the plugin surface imports nothing from the rooms above it."""
+
+    name: str | None
+    ips: list[str] | None
+    server_port: int | None
+    server_host: str
+    server_connection_type: str
+    den_auth: bool
+    domain: str | None
+
+    @property
+    def short_name(self) -> str | None: ...
+
+    def config(self) -> dict: ...
+
+
+class AccessLevel(str, enum.Enum):
+    """What a caller may do on a resource. ``write`` implies ``read``."""
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+
+    def allows(self, needed: AccessLevel) -> bool:
+        order = [AccessLevel.NONE, AccessLevel.READ, AccessLevel.WRITE]
+        return order.index(self) >= order.index(needed)
+
+
+@attrs.frozen
+class Endpoint:
+    """Where a cluster's server listens, as seen from the node that runs it."""
+
+    host: str
+    port: int
+    #: Token the client presents to the server (owner token); never written to configs.
+    token: str | None = attrs.field(default=None, repr=False)
+    #: A shared-memory folder the server also uses, when it runs on the client's machine.
+    shm_dir: str | None = None
+    #: The certificate a TLS server presents, when the client should trust exactly that one.
+    tls_cert: str | None = None
+
+
+@attrs.frozen
+class ConnectionInfo:
+    """What the HTTP client needs: a base URL and how to verify TLS."""
+
+    base_url: str
+    #: ``True`` (system CAs), a path to a CA/certificate file, or ``False`` only for plain http.
+    verify: bool | str = True
+    #: Shared-memory folder for large buffers (same machine only; see ``rh_core.shm``).
+    shm_dir: str | None = None
+
+
+class ComputeProvider(ABC):
+    """Turns a cluster spec into running nodes with an rh server, and back."""
+
+    #: Name users write in ``rh.cluster(provider=...)`` and the ``subtype`` of its configs.
+    name: ClassVar[str]
+    #: The attrs record class of this provider's clusters.
+    cluster_class: ClassVar[type[Cluster]]
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+
+    @abstractmethod
+    def up(self) -> Endpoint:
+        """Make sure the nodes and the server run; return the server's endpoint. Idempotent."""
+
+    @abstractmethod
+    def endpoint(self) -> Endpoint | None:
+        """The running server's endpoint, or None when the cluster is not up. Cheap."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop the server and release the nodes. Idempotent."""
+
+    def restart_server(self) -> Endpoint:
+        """Stop the server process and start a new one on the same nodes."""
+        self.down()
+        return self.up()
+
+    def nodes(self) -> list[str]:
+        """Addresses of the cluster's nodes, head first."""
+        return list(self.cluster.ips or ["127.0.0.1"])
+
+    def server_log(self) -> str:
+        """Text of the server's own log on the head node ('' when there is none yet)."""
+        return ""
+
+    def sync_code(self, local_root: str) -> str:
+        """Make the code folder ``local_root`` available on the nodes; returns its path there.
+        Providers whose nodes share this machine's filesystem keep it as it is."""
+        return local_root
+
+
+class ConnectionType(ABC):
+    """How a client reaches the server of a cluster: plain HTTP, TLS, a tunnel..."""
+
+    name: ClassVar[str]
+
+    def __init__(self, cluster: Cluster, endpoint: Endpoint):
+        self.cluster, self.endpoint = cluster, endpoint
+
+    @abstractmethod
+    def open(self) -> ConnectionInfo:
+        """Open whatever the connection needs (e.g. a tunnel) and return how to reach the server."""
+
+    def close(self) -> None:  # noqa: B027 - optional: most connections hold nothing
+        """Release what ``open`` opened."""
+
+
+@attrs.frozen
+class InstallTarget:
+    """Where an installer puts a package: an env's virtualenv on the cluster."""
+
+    python: str
+    #: Folder of the virtualenv (its ``site-packages`` is under it).
+    venv: Path
+    #: Folder relative paths in specs are resolved against (the synced working directory).
+    cwd: Path
+    #: Sink for progress lines shown to the user.
+    log: Callable[[str], None] = print
+
+
+class PackageInstaller(ABC):
+    """Installs one kind of package spec into an env's virtualenv."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def install(self, spec: str, target: InstallTarget) -> None:
+        """Install ``spec`` (without the ``name:`` prefix) into ``target``.
+
+        Raise :class:`~rh_core.errors.PackageInstallError` with the tool's output on failure.
+        """
+
+    def cache_key(self, spec: str, cwd: Path) -> str:
+        """A string that changes whenever what ``spec`` installs changes (e.g. a file's hash)."""
+        return spec
+
+
+class RnsStore(ABC):
+    """A place where resource configs are saved under names."""
+
+    prefix: ClassVar[str]
+    writable: ClassVar[bool] = True
+
+    @abstractmethod
+    def load(self, path: str) -> dict | None:
+        """The config saved under ``path`` (no prefix), or None."""
+
+    @abstractmethod
+    def save(self, path: str, config: dict) -> None:
+        """Save ``config`` under ``path``, replacing what was there."""
+
+    @abstractmethod
+    def delete(self, path: str) -> bool:
+        """Delete ``path``; return whether something was deleted."""
+
+    @abstractmethod
+    def list(self, folder: str) -> list[str]:
+        """Names (paths without prefix) saved directly under ``folder``."""
+
+
+class SecretBackend(ABC):
+    """Stores secret values by key; configs only ever hold the key."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """The secret value, or None."""
+
+    @abstractmethod
+    def set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when absent)."""
+
+
+@attrs.define
+class ServerContext:
+    """What server-side hooks receive about the server that calls them."""
+
+    host: str
+    port: int
+    rh_home: Path
+    cluster_name: str
+    den_auth: bool = False
+    #: Settings from the server's command line (``--setting KEY=JSON``), for plugins. A plugin
+    #: that fronts the server sets ``settings["public"] = {"host", "port", "scheme", "cert"}``
+    #: in ``rh_server_startup``; it is recorded for clients on the same machine.
+    settings: dict = attrs.Factory(dict)

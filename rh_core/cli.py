@@ -10,6 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rh_core.builtin.local import cluster_from_record
+from rh_core.errors import ResourceNotFoundError, RhError
+from rh_core.paths import rh_home
+from rh_core.plugin.registry import registry
+from rh_core.resources.factories import cluster
+
 app = typer.Typer(help="rh: run Python on other hardware.", no_args_is_help=True,
                   add_completion=False)
 console = Console()
@@ -17,11 +23,6 @@ console = Console()
 
 def _cluster(name: str):
     """A saved cluster, ``local``, or a local cluster this machine has run under that name."""
-    from rh_core.builtin.local import cluster_from_record
-    from rh_core.errors import ResourceNotFoundError
-    from rh_core.paths import rh_home
-    from rh_core.resources.factories import cluster
-
     if name == "local":
         return cluster_from_record("local")
     try:
@@ -37,8 +38,6 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from rh_core.errors import RhError
-
         try:
             return fn(*args, **kwargs)
         except RhError as e:
@@ -51,8 +50,6 @@ def friendly(fn):
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """List installed plugins, their versions and the hooks they implement."""
-    from rh_core.plugin.registry import registry
-
     infos = registry().plugin_infos()
     if as_json:
         typer.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))

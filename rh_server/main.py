@@ -27,7 +27,7 @@ from rh_core.plugin.interfaces import ServerContext
 from rh_core.plugin.registry import get_plugin_manager
 from rh_core.transport import shm
 from rh_server.app import build_app
-from rh_server.state import ServerState
+from rh_server.web import Limits
 
 log = logging.getLogger("rh_server")
 
@@ -47,7 +47,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keyfile", default=None, help="the certificate's private key")
     p.add_argument("--shm-dir", default=None,
                    help="private shared-memory folder for large buffers of same-machine clients")
-    return p.parse_args(argv)
+    default = Limits()
+    p.add_argument("--max-body-mb", type=int, default=_env_int("RH_MAX_BODY_MB", default.max_body_mb),
+                   help="largest request body from a caller with an accepted token, in MiB "
+                        f"(default $RH_MAX_BODY_MB or {default.max_body_mb}); larger ones get 413")
+    p.add_argument("--auth-failures-per-minute", type=int,
+                   default=_env_int("RH_AUTH_FAILURES_PER_MINUTE", default.auth_failures_per_minute),
+                   help="requests with invalid tokens one address may send in a minute before "
+                        "it gets 429 (default $RH_AUTH_FAILURES_PER_MINUTE or "
+                        f"{default.auth_failures_per_minute})")
+    p.add_argument("--no-access-log", action="store_true",
+                   help="keep no access log (by default one JSON line per request goes to "
+                        "$RH_HOME/server/<name>/access.log)")
+    args = p.parse_args(argv)
+    if args.max_body_mb < 1 or args.auth_failures_per_minute < 1:
+        p.error("--max-body-mb and --auth-failures-per-minute must be at least 1")
+    return args
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value else default
+    except ValueError:
+        sys.exit(f"rh server: ${name} must be a whole number, got {value!r}")
 
 
 def _loopback(host: str) -> bool:
@@ -97,14 +120,17 @@ def main(argv=None) -> None:
     if args.shm_dir:
         shm.clear(args.shm_dir)
         os.environ["RH_SHM_DIR"] = args.shm_dir
-    asyncio.run(serve(ctx, sock, token, args.record))
+    limits = Limits(max_body_mb=args.max_body_mb,
+                    anonymous_body_mb=min(args.max_body_mb, Limits().anonymous_body_mb),
+                    auth_failures_per_minute=args.auth_failures_per_minute)
+    asyncio.run(serve(ctx, sock, token, args.record, limits, not args.no_access_log))
 
 
-async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, record: str | None):
+async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, record: str | None,
+                limits: Limits, access_log: bool):
     pm = get_plugin_manager()
     pm.hook.rh_server_startup(server=ctx)
-    state = ServerState(ctx, token, pm)
-    app = build_app(state)
+    app = build_app(ctx, token, pm, limits, access_log)
     config = Config()
     config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None
@@ -118,7 +144,8 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    state.spawn(state.restore())
+    app.dispatch.spawn(app.served.restore())
+    app.dispatch.spawn(app.access.flush_every())
     if record:
         write_private(Path(record), json.dumps({
             "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,
@@ -132,7 +159,7 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
     try:
         await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
     finally:
-        await state.shutdown()
+        await app.shutdown()
         if ctx.settings.get("shm_dir"):
             shm.clear(ctx.settings["shm_dir"], remove=True)
         try:

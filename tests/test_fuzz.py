@@ -10,7 +10,7 @@ import userfns
 from hypothesis import HealthCheck, settings
 
 import rh_core as rh
-from rh_server.openapi import openapi_document
+from rh_server.routes.openapi import openapi_document
 
 schema = schemathesis.openapi.from_dict(openapi_document(rh.__version__))
 

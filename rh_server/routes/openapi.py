@@ -1,6 +1,26 @@
-"""The OpenAPI document of the server's routes (written by hand: it is the contract)."""
+"""``/openapi.json``: the OpenAPI document of the server's routes (written by hand: it is the
+contract; the fuzz test drives the server from it)."""
 
 from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from rh_core import __version__
+from rh_core.plugin import AccessLevel
+from rh_server.auth import Auth
+from rh_server.web import guarded
+
+
+def routes(auth: Auth) -> list[Route]:
+    document = openapi_document(__version__)
+
+    async def openapi(request: Request):
+        auth.check(request, "*", AccessLevel.READ)
+        return JSONResponse(document)
+
+    return [Route("/openapi.json", guarded(openapi), methods=["GET"])]
 
 
 def _err(desc: str) -> dict:
@@ -32,6 +52,8 @@ def openapi_document(version: str) -> dict:
                "content": {"application/json": {"schema": {}}}}
     errors = {"400": _err("bad request"), "401": _err("no or malformed token"),
               "403": _err("token without access"), "404": _err("no such function or method"),
+              "413": _err("the body is over this caller's limit"),
+              "429": _err("too many requests with invalid tokens from this address"),
               "500": _err("the user's code raised; the error carries its remote traceback")}
     return {
         "openapi": "3.0.3",
@@ -43,7 +65,10 @@ def openapi_document(version: str) -> dict:
                                 "responses": {"200": {"description": "status"}}}},
             "/keys": {"get": {"summary": "names served and run keys held",
                               "responses": {"200": {"description": "keys"}}}},
-            "/logs": {"get": {"summary": "tail of the server's own log (write access)",
+            "/logs": {"get": {"summary": "tail of the server's own log, or its access log (write access)",
+                              "parameters": [{"name": "access", "in": "query", "required": False,
+                                              "schema": {"type": "string", "enum": ["0", "1"]},
+                                              "description": "the access log instead"}],
                               "responses": {"200": {"description": "log text"}}}},
             "/runs": {"get": {"summary": "runs kept on the cluster",
                               "responses": {"200": {"description": "runs"}}}},
@@ -102,7 +127,9 @@ def openapi_document(version: str) -> dict:
                 "Grant": {"type": "object", "required": ["user"], "properties": {
                     "user": {"type": "string"},
                     "access": {"type": "string", "enum": ["read", "write"]},
-                    "resources": {"type": "array", "items": {"type": "string"}}}},
+                    "resources": {"type": "array", "items": {"type": "string"}},
+                    "expires_in": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                   "description": "seconds until the token stops working"}}},
                 "Args": {"type": "object", "properties": {"args": {"type": "array", "items": {}},
                                                           "kwargs": {"type": "object"}}},
                 "Put": {"type": "object", "required": ["kind"], "properties": {

@@ -1,14 +1,13 @@
-"""What one server holds: served resources, env pools, runs, and who may do what."""
+"""What one server serves: the names put on it, the env worker pools that run them (this module
+owns the workers), and the specs saved so that a restarted server serves them again."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import json
 import logging
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -16,86 +15,56 @@ from pathlib import Path
 from rh_core import __version__
 from rh_core.errors import PackageInstallError
 from rh_core.paths import write_private
-from rh_core.plugin.interfaces import AccessLevel, ServerContext
+from rh_core.plugin import ServerContext
 from rh_server import protocol as P
 from rh_server.envs import env_python
-from rh_server.grants import GrantsAuth, TokenStore
 from rh_server.pool import EnvPool, WorkerDied
-from rh_server.runs import RunStore
+from rh_server.web import HTTPProblem, bad_request, check_name
 
 log = logging.getLogger("rh_server")
 
-AUTH_CACHE_SECONDS = 10.0
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
-RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources",
-            "auth"}
 KINDS = {"function", "class", "instance"}
-
-
-class HTTPProblem(Exception):
-    """An error answered as JSON ``{"error": {...}}`` with an HTTP status."""
-
-    def __init__(self, status: int, kind: str, message: str, **extra):
-        super().__init__(message)
-        self.status, self.kind, self.message, self.extra = status, kind, message, extra
-
-    def payload(self) -> dict:
-        return {"error": {"kind": self.kind, "message": self.message, **self.extra}}
-
-
-def check_name(name: str, what: str = "name") -> str:
-    if not isinstance(name, str) or not NAME.match(name) or name in RESERVED:
-        raise HTTPProblem(
-            400, "bad_request",
-            f"bad {what} {name!r:.80}: use 1-128 letters, digits, '_' or '-', starting with a "
-            f"letter or '_', and none of {sorted(RESERVED)}",
-        )
-    return name
-
-
-def _bad(message: str) -> HTTPProblem:
-    return HTTPProblem(400, "bad_request", message)
 
 
 def validate_spec(spec: dict) -> None:
     """Refuse a PUT body whose fields have the wrong shape, saying which field and what fits."""
     kind = spec.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise _bad(f"'kind' must be one of {sorted(KINDS)}")
+        raise bad_request(f"'kind' must be one of {sorted(KINDS)}")
     ptr, code = spec.get("pointer"), spec.get("code")
     if ptr is not None:
         if not isinstance(ptr, dict) or not all(
                 isinstance(ptr.get(k), str) and ptr.get(k) for k in ("module", "qualname")):
-            raise _bad("'pointer' must be {'module': str, 'qualname': str, 'root': str}")
+            raise bad_request("'pointer' must be {'module': str, 'qualname': str, 'root': str}")
         if not isinstance(ptr.get("root", ""), (str, type(None))):
-            raise _bad("'pointer.root' must be a path")
+            raise bad_request("'pointer.root' must be a path")
     if code is not None and (not isinstance(code, str) or not code):
-        raise _bad("'code' must be base64 cloudpickle text")
+        raise bad_request("'code' must be base64 cloudpickle text")
     if not ptr and not code:
-        raise _bad("give a 'pointer' (module, qualname) or 'code'")
+        raise bad_request("give a 'pointer' (module, qualname) or 'code'")
     for key in ("of", "qualname", "init"):
         if spec.get(key) is not None and not isinstance(spec[key], str):
-            raise _bad(f"{key!r} must be a string")
+            raise bad_request(f"{key!r} must be a string")
     if kind == "instance" and not spec.get("of"):
-        raise _bad("an instance needs 'of': the served name of its class")
+        raise bad_request("an instance needs 'of': the served name of its class")
     if not isinstance(spec.get("replace", False), bool):
-        raise _bad("'replace' must be true or false")
+        raise bad_request("'replace' must be true or false")
     env = spec.get("env") or {}
     if not isinstance(env, dict):
-        raise _bad("'env' must be an object")
+        raise bad_request("'env' must be an object")
     if not isinstance(env.get("reqs", []), list) or not all(
             isinstance(r, str) and r for r in env.get("reqs", [])):
-        raise _bad("'env.reqs' must be a list of package specs")
+        raise bad_request("'env.reqs' must be a list of package specs")
     ev = env.get("env_vars", {})
     if not isinstance(ev, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                            for k, v in ev.items()):
-        raise _bad("'env.env_vars' must map names to strings")
+        raise bad_request("'env.env_vars' must map names to strings")
     if not isinstance(env.get("working_dir"), (str, type(None))):
-        raise _bad("'env.working_dir' must be a path")
+        raise bad_request("'env.working_dir' must be a path")
     for key, top in (("processes", 64), ("threads", 256)):
         value = env.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
-            raise _bad(f"'env.{key}' must be an integer from 1 to {top}")
+            raise bad_request(f"'env.{key}' must be an integer from 1 to {top}")
 
 
 def identity(spec: dict) -> str:
@@ -106,70 +75,20 @@ def identity(spec: dict) -> str:
     return f"{spec.get('qualname', '?')} (pickled from __main__)"
 
 
-class ServerState:
-    def __init__(self, ctx: ServerContext, token: str | None, pm):
-        self.ctx, self.token, self.pm = ctx, token, pm
-        self.started = time.time()
-        self.resources: dict[str, dict] = {}
-        self.pools: dict[str, EnvPool] = {}
-        self.runs = RunStore()
-        self.tails: dict[str, asyncio.Future] = {}
-        self.tasks: set[asyncio.Task] = set()
+class Served:
+    """The names served on this server, their specs, and the env pools that run them."""
+
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
         self.home = ctx.rh_home
+        self.started = time.time()
+        #: name -> {name, kind, env, identity, created}
+        self.resources: dict[str, dict] = {}
+        #: env key -> its pool of worker processes
+        self.pools: dict[str, EnvPool] = {}
         self.store = self.home / "server" / ctx.cluster_name / "resources"
+        #: Set once the specs saved before a restart are served again (calls wait for it).
         self.restored = asyncio.Event()
-        self._auth_cache: dict[tuple, tuple[bool | None, float]] = {}
-        self.grants = TokenStore(self.home / "server" / ctx.cluster_name / "tokens.json")
-        pm.register(GrantsAuth(self.grants), name="rh_server.grants")
-
-    # -------------------------------------------------------------- auth
-
-    def is_owner(self, token: str | None) -> bool:
-        return bool(token and self.token and hmac.compare_digest(token, self.token))
-
-    def _verdict(self, token: str | None, resource: str, needed: AccessLevel) -> bool | None:
-        """The auth hook's answer, cached for a short time (a plugin may ask a remote service)."""
-        key = (token, resource, needed)
-        hit = self._auth_cache.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        verdict = self.pm.hook.rh_server_auth_check(
-            token=token, resource=resource, access=needed, server=self.ctx
-        )
-        if len(self._auth_cache) > 10_000:
-            self._auth_cache.clear()
-        self._auth_cache[key] = (verdict, now + AUTH_CACHE_SECONDS)
-        return verdict
-
-    def forget_auth(self) -> None:
-        """Drop cached verdicts (after a grant is revoked)."""
-        self._auth_cache.clear()
-
-    def may(self, token: str | None, resource: str, needed: AccessLevel) -> bool:
-        """Whether ``token`` has ``needed`` access on ``resource`` (no error raised)."""
-        if self.is_owner(token):
-            return True
-        return token is not None and self._verdict(token, resource, needed) is True
-
-    def authorize(self, token: str | None, resource: str, needed: AccessLevel) -> bool:
-        """Whether ``token`` may use ``resource`` at ``needed`` level; raises 401/403 if not.
-
-        Returns whether the caller presented a token that was accepted.
-        """
-        if self.is_owner(token):
-            return True
-        verdict = self._verdict(token, resource, needed)
-        if verdict is True:
-            return token is not None
-        if not self.ctx.den_auth and needed == AccessLevel.READ and (
-                token is None or verdict is False):
-            return False  # public reads: a valid token never gets less than no token
-        if token is None:
-            raise HTTPProblem(401, "auth", "this needs a bearer token (Authorization: Bearer ...)")
-        if verdict is None:
-            raise HTTPProblem(403, "auth", "this token is not valid for this cluster")
-        raise HTTPProblem(403, "auth", f"this token may not {needed.value} {resource!r}")
 
     # -------------------------------------------------------------- envs
 
@@ -232,7 +151,7 @@ class ServerState:
         try:
             extra = [base64.b64decode(spec["init"], validate=True)] if spec.get("init") else []
         except ValueError:
-            raise _bad("'init' must be base64") from None
+            raise bad_request("'init' must be base64") from None
         kind_, got = await pool.define(define, extra)
         if kind_ == P.ERROR:
             err = json.loads(bytes(got[0]))
@@ -276,13 +195,8 @@ class ServerState:
             )
         return res
 
-    def spawn(self, coro) -> asyncio.Task:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
     def status(self) -> dict:
+        """What ``GET /status`` shows of the served names and envs (never env var values)."""
         return {
             "cluster": self.ctx.cluster_name,
             "version": __version__,
@@ -293,7 +207,6 @@ class ServerState:
             "resources": {n: {"kind": r["kind"], "env": r["env"]["key"], "identity": r["identity"]}
                           for n, r in self.resources.items()},
             "envs": {k: p.status() for k, p in self.pools.items()},
-            "runs": len(self.runs.runs),
         }
 
     async def shutdown(self) -> None:

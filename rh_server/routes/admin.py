@@ -1,0 +1,93 @@
+"""``/health``, the server's own ``/logs`` (and its access log), and ``/auth/tokens``: tokens
+the cluster's owner gives to other users. Needs the auth part and its grants, and the context's
+log files; nothing of the served names or runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from rh_core import __version__
+from rh_core.plugin import AccessLevel, ServerContext
+from rh_server.auth import Auth
+from rh_server.web import HTTPProblem, bad_request, check_name, flag, guarded, read_body
+
+log = logging.getLogger("rh_server")
+
+MAX_LOG_BYTES = 1 << 20
+MAX_GRANT_BYTES_MB = 1
+
+
+def routes(auth: Auth, ctx: ServerContext) -> list[Route]:
+    grants = auth.grants
+
+    async def health(request: Request):
+        """Liveness, version and PID; no auth."""
+        return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid(),
+                             "cluster": ctx.cluster_name})
+
+    async def server_log(request: Request):
+        """The last MiB of the server's log, or with ``access=1`` of its access log."""
+        auth.check(request, "*", AccessLevel.WRITE)
+        path = ctx.settings.get("access_log" if flag(request, "access") else "log_file")
+        if not path or not os.path.exists(path):
+            return PlainTextResponse("")
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - MAX_LOG_BYTES))
+            return PlainTextResponse(f.read().decode(errors="replace"))
+
+    async def create_token(request: Request):
+        auth.owner_only(request, "manage its tokens")
+        raw = await read_body(request, MAX_GRANT_BYTES_MB)
+        try:
+            spec = json.loads(raw)
+            user = spec["user"]
+            access = AccessLevel(spec.get("access", "read"))
+            resources = spec.get("resources") or ["*"]
+            if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+                raise TypeError("'resources' must be a list of names")
+            expires_in = spec.get("expires_in")
+            if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(
+                    expires_in, (int, float)) or not 0 < expires_in < math.inf):
+                raise TypeError("'expires_in' must be a number of seconds above 0")
+        except (ValueError, KeyError, TypeError) as e:
+            raise bad_request("give {'user': NAME, 'access': 'read'|'write', 'resources': "
+                              f"[NAMES or '*'], 'expires_in': SECONDS or null}} ({e})") from None
+        if not isinstance(user, str) or not user or len(user) > 200 or access == AccessLevel.NONE:
+            raise bad_request("user must be a name and access read or write")
+        for r in resources:
+            if r != "*":
+                check_name(r, "resource name")
+        expires = time.time() + expires_in if expires_in is not None else None
+        entry, token = grants.create(user, {r: access.value for r in resources}, expires)
+        log.info("token %s created for user %s (%s on %s%s)", entry["id"], user, access.value,
+                 ",".join(resources), f", expires {time.ctime(expires)}" if expires else "")
+        return JSONResponse({**entry, "token": token}, status_code=201)
+
+    async def list_tokens(request: Request):
+        auth.owner_only(request, "manage its tokens")
+        return JSONResponse({"tokens": grants.list()})
+
+    async def revoke_token(request: Request):
+        auth.owner_only(request, "manage its tokens")
+        gone = grants.revoke(request.path_params["who"])
+        if not gone:
+            raise HTTPProblem(404, "not_found", "no token with that id or user")
+        auth.forget()
+        log.info("tokens revoked: %s", ",".join(gone))
+        return JSONResponse({"revoked": gone})
+
+    return [
+        Route("/health", guarded(health), methods=["GET"]),
+        Route("/logs", guarded(server_log), methods=["GET"]),
+        Route("/auth/tokens", guarded(create_token), methods=["POST"]),
+        Route("/auth/tokens", guarded(list_tokens), methods=["GET"]),
+        Route("/auth/tokens/{who}", guarded(revoke_token), methods=["DELETE"]),
+    ]

@@ -1,0 +1,137 @@
+"""``GET|POST /{name}/{method}``: calling a served function or a method of a served instance.
+
+This is the hot path: the app sends every two-part path straight here, without route matching.
+A call is authorized (pickle needs write access, since unpickling runs code), its arguments read
+(a pickle body as bytes, a JSON body or query parameters as JSON), and it is handed to the
+dispatcher in the mode its flags ask for: plain, streamed, async (a run kept on the cluster),
+enqueued, or a map.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+from rh_core.plugin import AccessLevel
+from rh_core.transport import wire
+from rh_server.auth import Auth
+from rh_server.dispatch import Dispatcher
+from rh_server.runs import RUN_KEY, Run, new_run_key
+from rh_server.served import Served
+from rh_server.web import HTTPProblem, Limits, answer, bad_request, flag, guarded, read_body
+
+
+def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limits):
+    """The guarded endpoint of every call (also what the app's fast path runs)."""
+
+    async def call(request: Request):
+        name, method = request.path_params["name"], request.path_params["method"]
+        caller = auth.check(request, name, AccessLevel.READ)
+        if not served.restored.is_set():
+            await served.restored.wait()
+        res = served.lookup(name)
+        if request.method == "GET":
+            ser, body = "json", json.dumps({"args": [], "kwargs": _query_kwargs(request)}).encode()
+        else:
+            ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
+            pickled = ctype == wire.PICKLE_CT
+            if pickled and not auth.may(request, name, AccessLevel.WRITE):
+                raise HTTPProblem(
+                    401 if not caller.authenticated else 403, "auth",
+                    "pickled arguments are accepted only from an authenticated caller with "
+                    "write access (unpickling runs code); send JSON instead")
+            raw = await read_body(request, limits.max_body_mb if caller.authenticated
+                                  else limits.anonymous_body_mb)
+            if pickled:
+                ser, body = "pickle", raw
+            elif ctype in (wire.JSON_CT, "text/plain", ""):
+                ser, body = "json", _json_args(raw)
+            else:
+                raise bad_request(f"unknown serialization {ctype!r}; use {wire.JSON_CT} or "
+                                  f"{wire.PICKLE_CT}")
+        return await _dispatch(request, dispatch, served, res, name, method, ser, body)
+
+    return guarded(call)
+
+
+async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, method, ser, body):
+    q = request.query_params
+    refs = [r for r in q.get("rh_refs", "").split(",") if r]
+    header = {"name": name, "method": method, "ser": ser, "refs": refs}
+    pickled = ser == "pickle"
+    enqueue = flag(request, "rh_enqueue")
+    shm_dir = served.ctx.settings.get("shm_dir")
+    if shm_dir and pickled and flag(request, "rh_shm") and not flag(request, "rh_async"):
+        header["shm"] = shm_dir  # the caller shares this machine: large results go there
+
+    if flag(request, "rh_map"):
+        if not pickled:
+            raise bad_request("map takes a pickled body")
+        try:
+            header["offsets"] = [int(o) for o in json.loads(q.get("rh_offsets", "[]"))]
+        except (ValueError, TypeError):
+            raise bad_request("rh_offsets must be a JSON list of ints") from None
+        kind, got = await dispatch.run_map(res, header, body)
+        return answer(kind, got, ser, pickled)
+
+    if flag(request, "rh_async"):
+        key = q.get("rh_run_key") or new_run_key(name)
+        if not RUN_KEY.match(key) or dispatch.runs.get(key) is not None:
+            raise bad_request(f"bad or reused run key {key!r:.80}")
+        run = dispatch.runs.add(Run(key, name, method, ser))
+        header["logs"] = True
+        dispatch.spawn(dispatch.run_to_store(run, res, header, body, enqueue, pickled))
+        return JSONResponse({"run_key": key}, status_code=202)
+
+    if flag(request, "rh_stream"):
+        header["logs"] = header["stream"] = True
+        media = wire.NDJSON_CT if ser == "json" else wire.STREAM_CT
+        return StreamingResponse(dispatch.stream_frames(res, header, body, pickled, enqueue),
+                                 media_type=media)
+
+    if enqueue:
+        kind, got = await dispatch.in_order(name, lambda: dispatch.collect(res, header, body))
+    else:
+        kind, got = await dispatch.collect(res, header, body)
+    return answer(kind, got, ser, pickled)
+
+
+def routes(call) -> list[Route]:
+    return [Route("/{name}/{method}", call, methods=["GET", "POST"])]
+
+
+def _query_kwargs(request: Request) -> dict:
+    kwargs = {}
+    for key, value in request.query_params.multi_items():
+        if key.startswith("rh_"):
+            continue
+        try:
+            kwargs[key] = json.loads(value)
+        except ValueError:
+            kwargs[key] = value
+    return kwargs
+
+
+def _json_args(body: bytes) -> bytes:
+    """A JSON body as ``{"args": [...], "kwargs": {...}}``: it may also be a list of args or an
+    object of kwargs."""
+    if not body.strip():
+        return b""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise bad_request(f"the body is not valid JSON: {e}") from None
+    if isinstance(data, list):
+        data = {"args": data, "kwargs": {}}
+    elif isinstance(data, dict) and set(data) <= {"args", "kwargs"} and data:
+        if not isinstance(data.get("args", []), list) or not isinstance(data.get("kwargs", {}), dict):
+            raise bad_request("'args' must be a list and 'kwargs' an object")
+    elif isinstance(data, dict):
+        data = {"args": [], "kwargs": data}
+    else:
+        raise bad_request("a JSON body is {'args': [...], 'kwargs': {...}}, a list of args or an "
+                          "object of kwargs")
+    return json.dumps(data).encode()

@@ -1,0 +1,56 @@
+"""``PUT|DELETE /{name}`` (serve or stop serving code under a name), ``/keys`` and ``/status``.
+
+Putting code is write access on the name: it runs any code as the server's user.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from rh_core.plugin import AccessLevel
+from rh_server.auth import Auth
+from rh_server.runs import RunStore
+from rh_server.served import Served
+from rh_server.web import Limits, bad_request, check_name, guarded, read_body
+
+
+def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[Route]:
+    async def put(request: Request):
+        """Serve a function, class or instance under the name (see docs/server.md)."""
+        name = check_name(request.path_params["name"])
+        auth.check(request, name, AccessLevel.WRITE)
+        try:
+            spec = json.loads(await read_body(request, limits.max_body_mb))
+        except (ValueError, RecursionError) as e:
+            raise bad_request(f"the body is not valid JSON: {e}") from None
+        if not isinstance(spec, dict):
+            raise bad_request("the body must be a JSON object")
+        spec["name"] = name
+        await served.restored.wait()
+        return JSONResponse(await served.put(spec))
+
+    async def delete(request: Request):
+        name = check_name(request.path_params["name"])
+        auth.check(request, name, AccessLevel.WRITE)
+        if not await served.delete(name):
+            served.lookup(name)  # 404, listing what is served
+        return JSONResponse({"deleted": name})
+
+    async def keys(request: Request):
+        auth.check(request, "*", AccessLevel.READ)
+        return JSONResponse({"keys": sorted(served.resources), "runs": sorted(runs.runs)})
+
+    async def status(request: Request):
+        auth.check(request, "*", AccessLevel.READ)
+        return JSONResponse({**served.status(), "runs": len(runs.runs)})
+
+    return [
+        Route("/keys", guarded(keys), methods=["GET"]),
+        Route("/status", guarded(status), methods=["GET"]),
+        Route("/{name}", guarded(put), methods=["PUT"]),
+        Route("/{name}", guarded(delete), methods=["DELETE"]),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 
 import attrs
 import typer
@@ -99,8 +100,13 @@ def down(name: str = typer.Argument("local")) -> None:
 
 @app.command()
 @friendly
-def logs(name: str = typer.Argument("local")) -> None:
-    """Print the server's own log."""
+def logs(name: str = typer.Argument("local"),
+         access: bool = typer.Option(False, "--access", help="the access log: who called what")
+         ) -> None:
+    """Print the server's own log (or its access log)."""
+    if access:
+        typer.echo(_cluster(name).client().server_log(access=True), nl=False)
+        return
     typer.echo(_cluster(name).logs(), nl=False)
 
 
@@ -139,16 +145,38 @@ def token_create(
     access: str = typer.Option("read", help="read (call) or write (also put/delete code)"),
     resource: list[str] = typer.Option(None, "--resource", "-r",
                                        help="a served name (repeat); all when omitted"),
+    expires: str = typer.Option(None, "--expires", "-e",
+                                help="how long it works: 90s, 15m, 12h, 30d, 2w; until revoked "
+                                     "when omitted"),
 ) -> None:
     """Mint a token; it is printed once and only its hash is kept on the cluster."""
-    typer.echo(_cluster(cluster).grant(user, access, resource or None))
+    typer.echo(_cluster(cluster).grant(user, access, resource or None, expires_in=expires))
 
 
 @token_app.command("list")
 @friendly
-def token_list(cluster: str = typer.Option("local", "--cluster", "-c")) -> None:
-    """List the tokens given on a cluster (never the tokens themselves)."""
-    typer.echo(json.dumps(_cluster(cluster).tokens(), indent=2))
+def token_list(cluster: str = typer.Option("local", "--cluster", "-c"),
+               as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """List the tokens given on a cluster: id, user, grants, created, expires (never the
+    tokens themselves)."""
+    tokens = _cluster(cluster).tokens()
+    if as_json:
+        typer.echo(json.dumps(tokens, indent=2))
+        return
+    table = Table(title=f"tokens of {cluster}")
+    for col in ("id", "user", "grants", "created", "expires"):
+        table.add_column(col)
+    for t in tokens:
+        grants = ", ".join(f"{level} on {name}" for name, level in t["grants"].items())
+        expires = _when(t.get("expires")) if t.get("expires") else "never"
+        if t.get("expired"):
+            expires += " (expired)"
+        table.add_row(t["id"], t["user"], grants, _when(t["created"]), expires)
+    console.print(table)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 @token_app.command("revoke")

@@ -18,7 +18,7 @@ import time
 
 import attrs
 from starlette.requests import Request
-from starlette.routing import Route, Router
+from starlette.routing import Router
 
 from rh_core.plugin import ServerContext
 from rh_server.access_log import AccessLog
@@ -32,7 +32,7 @@ from rh_server.routes import runs as run_routes
 from rh_server.routes import served as served_routes
 from rh_server.runs import RunStore
 from rh_server.served import Served
-from rh_server.web import Limits
+from rh_server.web import JSONRoute, Limits, not_found
 
 #: First parts of two-part paths that are routes of their own, not ``/{name}/{method}`` calls.
 NOT_CALLS = ("runs", "auth")
@@ -43,7 +43,7 @@ class App:
     """The ASGI app and its parts (the server's main starts and stops them)."""
 
     asgi: object
-    routes: list[Route]
+    routes: list[JSONRoute]
     auth: Auth
     served: Served
     runs: RunStore
@@ -82,7 +82,10 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),
     ]
-    router = Router(routes=routes)  # a bare Router: no middleware layers; handlers are guarded
+    for route in routes:  # a 405 names every method the path takes, from all its routes
+        route.allowed = frozenset(m for r in routes if r.path == route.path for m in r.methods)
+    # A bare Router: no middleware layers; handlers are guarded; unknown paths get JSON 404s.
+    router = Router(routes=routes, default=not_found)
 
     async def asgi(scope, receive, send):
         if scope["type"] != "http":

@@ -1,7 +1,9 @@
 """Start the server: ``python -m rh_server --host 127.0.0.1 --port 32300``.
 
-The owner token comes from ``$RH_SERVER_TOKEN`` (never from the command line, which other users
-can read); it is removed from the environment before any worker starts.
+The owner token comes on standard input with ``--token-stdin`` (one line): neither the command
+line (which every local user can read in /proc) nor the environment (which stays readable in
+/proc/PID/environ after the process removes it) ever holds it. ``$RH_SERVER_TOKEN`` is still
+read when set, and removed from the environment before any plugin hook or worker runs.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--record", default=None, help="write {pid, host, port} here once listening")
     p.add_argument("--log-file", default=None, help="the server's own log file")
     p.add_argument("--den-auth", action="store_true", help="require a token on every route")
+    p.add_argument("--token-stdin", action="store_true",
+                   help="read the owner token from the first line of standard input")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=JSON",
                    help="a setting for plugins' server hooks (repeatable), e.g. caddy={...}")
     p.add_argument("--certfile", default=None, help="serve HTTPS with this certificate")
@@ -91,6 +95,8 @@ def main(argv=None) -> None:
         filename=args.log_file,
     )
     token = os.environ.pop("RH_SERVER_TOKEN", None) or None
+    if args.token_stdin:
+        token = sys.stdin.readline().strip() or None
     if not _loopback(args.host) and not args.den_auth:
         sys.exit(f"rh server: refusing to listen on {args.host} without --den-auth: every "
                  f"machine that reaches it could call its functions")

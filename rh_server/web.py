@@ -13,6 +13,7 @@ import re
 import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from rh_core.transport import wire
 from rh_server import protocol as P
@@ -99,6 +100,30 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class JSONRoute(Route):
+    """A route whose "method not allowed" is a JSON error naming every method its path takes
+    (``allowed`` is filled in by the app from all routes of the same path)."""
+
+    allowed: frozenset[str] = frozenset()
+
+    async def handle(self, scope, receive, send):
+        if self.methods and scope["method"] not in self.methods:
+            allowed = ", ".join(sorted(self.allowed or self.methods))
+            problem = HTTPProblem(405, "bad_request", f"{scope['method']} is not allowed on "
+                                  f"{scope['path']!r:.100}; use {allowed}",
+                                  headers={"Allow": allowed})
+            await problem.response()(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+async def not_found(scope, receive, send):
+    """The JSON 404 of a path no route matches."""
+    problem = HTTPProblem(404, "not_found", f"no route for {scope['method']} "
+                          f"{scope['path']!r:.100}; see /openapi.json for the routes")
+    await problem.response()(scope, receive, send)
 
 
 def flag(request: Request, name: str) -> bool:

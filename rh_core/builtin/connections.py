@@ -37,10 +37,16 @@ class TlsConnection(ConnectionType):
         host = self.cluster.domain or self.endpoint.host
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
-        # A self-signed certificate is its own trust anchor; one from a CA is checked against
-        # the system's CAs. Never verify=False.
+        # A private CA's bundle is the trust anchor when given; a self-signed certificate is its
+        # own; one from a public CA is checked against the system's CAs. Never verify=False.
         verify: bool | str = True
-        if cert:
+        bundle = getattr(self.cluster, "ssl_ca_bundle", None)
+        if bundle:
+            bundle = str(Path(bundle).expanduser())
+            if not Path(bundle).is_file():
+                raise ConfigError(f"ssl_ca_bundle {bundle} does not exist")
+            verify = bundle
+        elif cert:
             if not Path(cert).is_file():
                 raise ConfigError(f"ssl_certfile {cert} does not exist")
             if is_self_signed(cert):

@@ -245,6 +245,8 @@ class LocalProvider(ComputeProvider):
                "--record", str(self.record_path), "--log-file", str(self.log_path)]
         if self.cluster.den_auth:
             cmd.append("--den-auth")
+        if self.cluster.max_body_mb:
+            cmd += ["--max-body-mb", str(self.cluster.max_body_mb)]
         cert, key = self._tls_files()
         if proxy:
             cmd += ["--setting", "caddy=" + json.dumps(proxy)]
@@ -253,11 +255,17 @@ class LocalProvider(ComputeProvider):
         shm_dir = self._shm_dir()  # made last: every check above may still refuse
         if shm_dir:
             cmd += ["--shm-dir", shm_dir]
-        env = dict(os.environ, RH_SERVER_TOKEN=token)
+        cmd.append("--token-stdin")  # never in its environment or on its command line
+        env = {k: v for k, v in os.environ.items() if k != "RH_SERVER_TOKEN"}
         with open(self.log_path, "ab") as out:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=out,
                                     env=env, start_new_session=True, close_fds=True,
                                     cwd=self.folder)
+        try:
+            proc.stdin.write(f"{token}\n".encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died at once: reported below with its log
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             rec = self._record()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import re
 import threading
 from typing import Any, ClassVar
 
@@ -38,10 +41,17 @@ class Cluster(Resource):
     #: made for the cluster when they are not given.
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    #: CA certificates (a PEM file) to check the server's certificate against instead of the
+    #: system's CAs: for a certificate from a private CA.
+    ssl_ca_bundle: str | None = None
     #: A domain name the cluster is reached by (added to a self-signed certificate's names).
     domain: str | None = None
     #: Put Caddy in front of the server (also implied by server_port 80 or 443); needs rh-caddy.
     use_caddy: bool = False
+    #: Largest request body the server takes from a caller with a token, in MiB (server default
+    #: 8192); callers without a token may send at most 64 MiB.
+    max_body_mb: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        attrs.validators.ge(1)))
 
     @property
     def default_port(self) -> int:
@@ -138,27 +148,45 @@ class Cluster(Resource):
         """Stop serving ``name`` on the cluster."""
         self.client().delete(name)
 
-    def grant(self, user: str, access_level: str = "read",
-              resources: list[str] | None = None) -> str:
+    def grant(self, user: str, access_level: str = "read", resources: list[str] | None = None,
+              expires_in: float | datetime.timedelta | str | None = None) -> str:
         """Mint a token for ``user`` with ``read`` (call functions) or ``write`` (also put and
-        delete code) access on ``resources`` (names; all when None). Returns the token; only
-        its hash is kept on the cluster, so it cannot be shown again."""
+        delete code) access on ``resources`` (names; all when None), working until revoked or,
+        with ``expires_in`` (seconds, a timedelta, or text such as ``"30d"``, ``"12h"``,
+        ``"15m"``), until then. Returns the token; only its hash is kept on the cluster, so it
+        cannot be shown again."""
         if access_level not in ("read", "write"):
             raise ConfigError(f"access_level must be 'read' or 'write', got {access_level!r}")
-        return self.client().create_token(user, access_level, list(resources or ["*"]))["token"]
+        seconds = duration_seconds(expires_in) if expires_in is not None else None
+        return self.client().create_token(user, access_level, list(resources or ["*"]),
+                                          seconds)["token"]
 
     def revoke(self, user_or_token_id: str) -> list[str]:
         """Revoke every token of a user (or one token by its id); returns the revoked ids."""
         return self.client().revoke_token(user_or_token_id)
 
     def tokens(self) -> list[dict]:
-        """Tokens given to other users: id, user, grants, created (never the token itself)."""
+        """Tokens given to other users: id, user, grants, created, expires (epoch seconds or
+        None) and expired (never the token itself)."""
         return self.client().list_tokens()
 
     def logs(self) -> str:
         """The server's own log."""
         text = self.provider.server_log()
         return text if text else self.client().server_log()
+
+    def access_log(self) -> list[dict]:
+        """The server's access log, oldest first (its last MiB): one entry per request with
+        ``time``, ``client``, ``caller`` (``owner``, a token's user, or ``anonymous``),
+        ``token_id``, ``method``, ``path``, ``status`` and ``ms``."""
+        lines = self.client().server_log(access=True).splitlines()
+        out = []
+        for line in lines[1:] if len(lines) > 1 and not lines[0].startswith("{") else lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # the first line of a tail may be cut
+        return out
 
     def restart_server(self) -> Cluster:
         """Stop the server and start a new one; served names come back, held results do not."""
@@ -187,3 +215,23 @@ class Cluster(Resource):
 
     def __getstate__(self):
         return {k: v for k, v in self.__dict__.items() if k != "_rt"}
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(value: float | datetime.timedelta | str) -> float:
+    """Seconds from a number of seconds, a timedelta, or text like ``"90s"``, ``"15m"``,
+    ``"12h"``, ``"30d"``, ``"2w"``; above zero."""
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    else:
+        raise ConfigError(f"a duration is seconds, a timedelta or text like '30d', '12h', '15m'; "
+                          f"got {value!r}")
+    if not seconds > 0:
+        raise ConfigError(f"a duration must be above zero, got {value!r}")
+    return seconds

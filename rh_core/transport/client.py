@@ -189,6 +189,12 @@ class Client:
         return self.check(resp).content
 
     def _unreachable(self, e: Exception) -> errors.ConnectionFailedError:
+        if "CERTIFICATE_VERIFY_FAILED" in str(e):
+            return errors.ConnectionFailedError(
+                f"the server of cluster {self.cluster_name!r} at {self.info.base_url} presented a "
+                f"certificate this client does not trust ({e}). For a certificate from a private "
+                f"CA, give the CA's certificate as the cluster's ssl_ca_bundle; for a self-signed "
+                f"one, its file as ssl_certfile.")
         return errors.ConnectionFailedError(
             f"cannot reach the server of cluster {self.cluster_name!r} at {self.info.base_url}: "
             f"{e}. Check that the cluster is up (`rh status {self.cluster_name}`) and reachable."
@@ -225,8 +231,10 @@ class Client:
     def delete(self, name: str) -> None:
         self.check(self.request("DELETE", f"/{name}"))
 
-    def create_token(self, user: str, access: str, resources: list[str]) -> dict:
-        body = json.dumps({"user": user, "access": access, "resources": resources})
+    def create_token(self, user: str, access: str, resources: list[str],
+                     expires_in: float | None = None) -> dict:
+        body = json.dumps({"user": user, "access": access, "resources": resources,
+                           "expires_in": expires_in})
         resp = self.request("POST", "/auth/tokens", content=body,
                             headers={"Content-Type": wire.JSON_CT})
         return self.check(resp).json()
@@ -237,8 +245,8 @@ class Client:
     def revoke_token(self, who: str) -> list[str]:
         return self.check(self.request("DELETE", f"/auth/tokens/{who}")).json()["revoked"]
 
-    def server_log(self) -> str:
-        return self.check(self.request("GET", "/logs")).text
+    def server_log(self, access: bool = False) -> str:
+        return self.check(self.request("GET", "/logs?access=1" if access else "/logs")).text
 
     def _body(self, args, kwargs, shm_names: list[str] | None = None) -> tuple[list, list[str]]:
         refs: list[str] = []

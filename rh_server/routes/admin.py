@@ -12,12 +12,11 @@ import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
 
 from rh_core import __version__
 from rh_core.plugin import AccessLevel, ServerContext
 from rh_server.auth import Auth
-from rh_server.web import HTTPProblem, bad_request, check_name, flag, guarded, read_body
+from rh_server.web import HTTPProblem, JSONRoute, bad_request, check_name, flag, guarded, read_body
 
 log = logging.getLogger("rh_server")
 
@@ -25,7 +24,7 @@ MAX_LOG_BYTES = 1 << 20
 MAX_GRANT_BYTES_MB = 1
 
 
-def routes(auth: Auth, ctx: ServerContext) -> list[Route]:
+def routes(auth: Auth, ctx: ServerContext) -> list[JSONRoute]:
     grants = auth.grants
 
     async def health(request: Request):
@@ -85,9 +84,9 @@ def routes(auth: Auth, ctx: ServerContext) -> list[Route]:
         return JSONResponse({"revoked": gone})
 
     return [
-        Route("/health", guarded(health), methods=["GET"]),
-        Route("/logs", guarded(server_log), methods=["GET"]),
-        Route("/auth/tokens", guarded(create_token), methods=["POST"]),
-        Route("/auth/tokens", guarded(list_tokens), methods=["GET"]),
-        Route("/auth/tokens/{who}", guarded(revoke_token), methods=["DELETE"]),
+        JSONRoute("/health", guarded(health), methods=["GET"]),
+        JSONRoute("/logs", guarded(server_log), methods=["GET"]),
+        JSONRoute("/auth/tokens", guarded(create_token), methods=["POST"]),
+        JSONRoute("/auth/tokens", guarded(list_tokens), methods=["GET"]),
+        JSONRoute("/auth/tokens/{who}", guarded(revoke_token), methods=["DELETE"]),
     ]

@@ -13,7 +13,6 @@ import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
-from starlette.routing import Route
 
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
@@ -21,7 +20,7 @@ from rh_server.auth import Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.runs import RUN_KEY, Run, new_run_key
 from rh_server.served import Served
-from rh_server.web import HTTPProblem, Limits, answer, bad_request, flag, guarded, read_body
+from rh_server.web import HTTPProblem, JSONRoute, Limits, answer, bad_request, flag, guarded, read_body
 
 
 def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limits):
@@ -29,6 +28,9 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
 
     async def call(request: Request):
         name, method = request.path_params["name"], request.path_params["method"]
+        if request.method == "HEAD":  # Starlette routes HEAD to GET handlers; a call is not safe
+            raise HTTPProblem(405, "bad_request", "call with GET or POST",
+                              headers={"Allow": "GET, POST"})
         caller = auth.check(request, name, AccessLevel.READ)
         if not served.restored.is_set():
             await served.restored.wait()
@@ -40,7 +42,7 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
             pickled = ctype == wire.PICKLE_CT
             if pickled and not auth.may(request, name, AccessLevel.WRITE):
                 raise HTTPProblem(
-                    401 if not caller.authenticated else 403, "auth",
+                    401 if request.headers.get("authorization") is None else 403, "auth",
                     "pickled arguments are accepted only from an authenticated caller with "
                     "write access (unpickling runs code); send JSON instead")
             raw = await read_body(request, limits.max_body_mb if caller.authenticated
@@ -99,8 +101,8 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
     return answer(kind, got, ser, pickled)
 
 
-def routes(call) -> list[Route]:
-    return [Route("/{name}/{method}", call, methods=["GET", "POST"])]
+def routes(call) -> list[JSONRoute]:
+    return [JSONRoute("/{name}/{method}", call, methods=["GET", "POST"])]
 
 
 def _query_kwargs(request: Request) -> dict:

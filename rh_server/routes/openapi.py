@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from rh_core import __version__
 from rh_core.plugin import AccessLevel
 from rh_server.auth import Auth
-from rh_server.web import guarded
+from rh_server.web import JSONRoute, guarded
 
 
-def routes(auth: Auth) -> list[Route]:
+def routes(auth: Auth) -> list[JSONRoute]:
     document = openapi_document(__version__)
 
     async def openapi(request: Request):
         auth.check(request, "*", AccessLevel.READ)
         return JSONResponse(document)
 
-    return [Route("/openapi.json", guarded(openapi), methods=["GET"])]
+    return [JSONRoute("/openapi.json", guarded(openapi), methods=["GET"])]
 
 
 def _err(desc: str) -> dict:

@@ -10,16 +10,15 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
 from rh_server.auth import Auth
 from rh_server.runs import Run, RunStore
-from rh_server.web import HTTPProblem, error_response, flag, guarded
+from rh_server.web import HTTPProblem, JSONRoute, error_response, flag, guarded
 
 
-def routes(auth: Auth, runs: RunStore) -> list[Route]:
+def routes(auth: Auth, runs: RunStore) -> list[JSONRoute]:
     def find(request: Request, access: AccessLevel) -> Run:
         """The run of the path, if the caller has ``access`` on the function it belongs to."""
         key = request.path_params["key"]
@@ -70,8 +69,8 @@ def routes(auth: Auth, runs: RunStore) -> list[Route]:
         return StreamingResponse(lines(), media_type="text/plain")
 
     return [
-        Route("/runs", guarded(list_runs), methods=["GET"]),
-        Route("/runs/{key}", guarded(get_run), methods=["GET"]),
-        Route("/runs/{key}", guarded(delete_run), methods=["DELETE"]),
-        Route("/runs/{key}/logs", guarded(run_logs), methods=["GET"]),
+        JSONRoute("/runs", guarded(list_runs), methods=["GET"]),
+        JSONRoute("/runs/{key}", guarded(get_run), methods=["GET"]),
+        JSONRoute("/runs/{key}", guarded(delete_run), methods=["DELETE"]),
+        JSONRoute("/runs/{key}/logs", guarded(run_logs), methods=["GET"]),
     ]

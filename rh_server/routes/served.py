@@ -9,16 +9,15 @@ import json
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from rh_core.plugin import AccessLevel
 from rh_server.auth import Auth
 from rh_server.runs import RunStore
 from rh_server.served import Served
-from rh_server.web import Limits, bad_request, check_name, guarded, read_body
+from rh_server.web import JSONRoute, Limits, bad_request, check_name, guarded, read_body
 
 
-def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[Route]:
+def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[JSONRoute]:
     async def put(request: Request):
         """Serve a function, class or instance under the name (see docs/server.md)."""
         name = check_name(request.path_params["name"])
@@ -49,8 +48,8 @@ def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[R
         return JSONResponse({**served.status(), "runs": len(runs.runs)})
 
     return [
-        Route("/keys", guarded(keys), methods=["GET"]),
-        Route("/status", guarded(status), methods=["GET"]),
-        Route("/{name}", guarded(put), methods=["PUT"]),
-        Route("/{name}", guarded(delete), methods=["DELETE"]),
+        JSONRoute("/keys", guarded(keys), methods=["GET"]),
+        JSONRoute("/status", guarded(status), methods=["GET"]),
+        JSONRoute("/{name}", guarded(put), methods=["PUT"]),
+        JSONRoute("/{name}", guarded(delete), methods=["DELETE"]),
     ]

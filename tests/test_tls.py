@@ -107,3 +107,63 @@ def test_certificate_is_remade_when_the_names_change(tmp_path):
     names = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert "b.internal" in names and cert.read_bytes() != first
+
+
+def _private_ca(folder):
+    """A CA of our own and a server certificate it issued for localhost and 127.0.0.1."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test private CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                         critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rh server")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    paths = {n: folder / f"{n}.pem" for n in ("ca", "cert", "key")}
+    paths["ca"].write_bytes(ca.public_bytes(pem))
+    paths["cert"].write_bytes(leaf.public_bytes(pem))
+    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    paths["key"].chmod(0o600)
+    return paths
+
+
+def test_a_private_ca_is_trusted_through_ssl_ca_bundle(rh_home, tmp_path):
+    files = _private_ca(tmp_path)
+    fields = dict(provider="local", server_connection_type="tls", den_auth=True,
+                  ssl_certfile=str(files["cert"]), ssl_keyfile=str(files["key"]))
+    cluster = rh.cluster(name="tls-private-ca", ssl_ca_bundle=str(files["ca"]), **fields)
+    try:
+        assert rh.function(userfns.add).to(cluster)(2, 3) == 5
+        assert cluster.client().info.verify == str(files["ca"])
+        without = rh.cluster(name="tls-private-ca", **fields)  # the same server, no bundle
+        with pytest.raises(rh.ConnectionFailedError, match="does not trust.*ssl_ca_bundle"):
+            without.status()
+    finally:
+        cluster.down()

@@ -438,3 +438,15 @@ def test_caddy_without_its_plugin_says_what_to_install(rh_home):
     c = rh.cluster(name="no-caddy", provider="local", use_caddy=True, server_port=18443)
     with pytest.raises(rh.ConfigError, match="needs the rh-caddy plugin"):
         c.up_if_not()
+
+
+def test_every_test_named_in_security_md_exists():
+    """docs/security.md lists the test of each claim; each one it names is a test here."""
+    import re
+
+    root = Path(__file__).parent.parent
+    named = set(re.findall(r"`(test_\w+)`", (root / "docs" / "security.md").read_text()))
+    defined = set()
+    for path in [*root.glob("tests/test_*.py"), *root.glob("plugins/*/tests/test_*.py")]:
+        defined |= set(re.findall(r"^def (test_\w+)\(", path.read_text(), re.M))
+    assert named and not named - defined, sorted(named - defined)

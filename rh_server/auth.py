@@ -63,12 +63,9 @@ class Auth:
     def check(self, request: Request, resource: str, needed: AccessLevel) -> Caller:
         """The caller, if it may use ``resource`` at ``needed`` level; else 401, 403 or 429.
         The caller is also kept in the request's scope for the access log."""
-        token = bearer(request)
-        if self.is_owner(token):
-            request.scope["rh.caller"] = OWNER
+        token, address = self._screen(request)
+        if address is None:
             return OWNER
-        address = client_address(request.scope, self.fronted)
-        self._check_not_blocked(address)
         verdict = self._verdict(token, resource, needed)
         if verdict is True:
             caller = self._identify(token)
@@ -90,12 +87,9 @@ class Auth:
 
     def owner_only(self, request: Request, what: str) -> Caller:
         """The owner, or 401/403: for routes only the cluster's owner may use."""
-        token = bearer(request)
-        if self.is_owner(token):
-            request.scope["rh.caller"] = OWNER
+        token, address = self._screen(request)
+        if address is None:
             return OWNER
-        address = client_address(request.scope, self.fronted)
-        self._check_not_blocked(address)
         if token is None:
             raise HTTPProblem(401, "auth", f"only the cluster's owner may {what}")
         if self._verdict(token, "*", AccessLevel.READ) is None:
@@ -107,6 +101,17 @@ class Auth:
         self._cache.clear()
 
     # ------------------------------------------------------------------ internals
+
+    def _screen(self, request: Request) -> tuple[str | None, str | None]:
+        """The request's token and its caller's address once past the brake on invalid tokens;
+        for the owner (recorded in the scope at once) the address is None."""
+        token = bearer(request)
+        if self.is_owner(token):
+            request.scope["rh.caller"] = OWNER
+            return token, None
+        address = client_address(request.scope, self.fronted)
+        self._check_not_blocked(address)
+        return token, address
 
     def _verdict(self, token: str | None, resource: str, needed: AccessLevel) -> bool | None:
         """The auth hook's answer, cached for a short time (a plugin may ask a remote service),

@@ -1,0 +1,1 @@
+"""rh benchmarks: `python bench/run.py` (see bench/README.md)."""

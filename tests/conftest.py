@@ -45,3 +45,31 @@ def own_cluster(rh_home, request):
 
 def server_url(cluster) -> str:
     return cluster.client().info.base_url
+
+
+@pytest.fixture(scope="session")
+def secure(rh_home):
+    """A local cluster with den_auth on, serving concat and add; stopped by PID at the end."""
+    import userfns
+
+    import rh_core as rh
+
+    cluster = rh.cluster(name="secure", provider="local", den_auth=True)
+    rh.function(userfns.concat).to(cluster)
+    rh.function(userfns.add).to(cluster)
+    yield cluster
+    cluster.down()
+
+
+@pytest.fixture(scope="session")
+def public(rh_home):
+    """A local cluster without den_auth (anonymous callers may read), serving add, concat, boom."""
+    import userfns
+
+    import rh_core as rh
+
+    cluster = rh.cluster(name="public", provider="local")
+    for fn in (userfns.add, userfns.concat, userfns.boom):
+        rh.function(fn).to(cluster)
+    yield cluster
+    cluster.down()

@@ -24,8 +24,17 @@ ROOMS = {
 
 
 def _sources() -> list[Path]:
+    """The shipped code: rh_core, rh_server and every plugin's package."""
     dirs = [ROOT / "rh_core", ROOT / "rh_server", *sorted((ROOT / "plugins").glob("*/src"))]
     return sorted(p for d in dirs for p in d.rglob("*.py") if "build" not in p.parts)
+
+
+def _all_python() -> list[Path]:
+    """The shipped code and the tests, benchmarks and examples."""
+    dirs = [ROOT / "tests", ROOT / "bench", ROOT / "examples",
+            *sorted((ROOT / "plugins").glob("*/tests"))]
+    return sorted({*_sources(), *(p for d in dirs for p in d.rglob("*.py")
+                                  if "build" not in p.parts)})
 
 
 def _module_name(path: Path) -> str:
@@ -150,7 +159,7 @@ def test_imports_inside_functions_say_why():
         sorted(set(silent)))
 
 
-@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", _all_python(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_is_short_and_says_what_it_is_for(path):
     text = path.read_text()
     lines = text.count("\n")

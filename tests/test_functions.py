@@ -6,11 +6,11 @@ import asyncio
 import io
 import sys
 import threading
-import time
 import traceback
 
 import pytest
 import userfns
+from waiting import wait_until
 
 import rh_core as rh
 
@@ -159,10 +159,10 @@ def test_map_runs_in_parallel_on_the_worker_pool(local):
 
 
 def test_map_error_names_the_item(local):
-    f = rh.function(userfns.boom).to(local)
-    with pytest.raises(ValueError, match="bad x") as info:
-        f.map([1, 2])
-    assert "map item" in "".join(traceback.format_exception(info.value))
+    f = rh.function(userfns.fails_on).to(local)
+    with pytest.raises(ValueError, match="item 7 is bad") as info:
+        f.map([1, 7, 3])
+    assert "(in map item 1)" in "".join(traceback.format_exception(info.value))
 
 
 class _Recorder(io.TextIOBase):
@@ -172,15 +172,6 @@ class _Recorder(io.TextIOBase):
     def write(self, s):
         self.text += s
         return len(s)
-
-
-def _wait_until(pred, timeout=20):
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_stream_logs_prints_remote_output_while_running(local, tmp_path, monkeypatch):
@@ -193,7 +184,7 @@ def test_stream_logs_prints_remote_output_while_running(local, tmp_path, monkeyp
     t = threading.Thread(target=lambda: result.setdefault("v", f(str(marker), stream_logs=True)))
     t.start()
     # The first line arrives while the call still waits for the marker: it is live.
-    assert _wait_until(lambda: "first line" in out.text), out.text
+    wait_until(lambda: "first line" in out.text, 20, "the first line printed locally")
     assert "second line" not in out.text and t.is_alive()
     marker.write_text("go")
     t.join(30)
@@ -287,10 +278,14 @@ def test_shared_memory_full_falls_back_to_inline(local, monkeypatch):
 
     from rh_core.transport import shm
 
+    tried = []
+
     def full(folder, data):
+        tried.append(data.nbytes)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(shm, "write", full)
     f = rh.function(userfns.echo).to(local)
-    arr = np.arange(300_000, dtype=np.float64)
+    arr = np.arange(300_000, dtype=np.float64)  # 2.4 MB: above the shared-memory threshold
     assert np.array_equal(f(arr), arr)
+    assert tried == [arr.nbytes]  # shared memory was tried for the array, and the call still worked

@@ -221,3 +221,14 @@ def extra_value(x):
     import rh_extra_mod
 
     return rh_extra_mod.VALUE + x
+
+
+def make_vectors(n):
+    """A result of a class that exists only where ``rh_cluster_only`` is importable."""
+    import rh_cluster_only
+
+    return rh_cluster_only.Vectors([[float(i)] for i in range(n)])
+
+
+def count_rows(vectors):
+    return len(vectors.rows)

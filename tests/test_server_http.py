@@ -221,3 +221,18 @@ def test_unrouted_paths_answer_a_json_error(http, method, path, status):
     assert r.headers["content-type"] == "application/json"
     err = r.json()["error"]
     assert err["kind"] and err["message"]
+
+
+def test_endpoint_is_the_url_curl_calls(local):
+    f = rh.function(userfns.concat).to(local, name="concat_at_endpoint")
+    url = f.endpoint()
+    assert url == f"{local.client().info.base_url}/concat_at_endpoint"
+    assert url.startswith("http://127.0.0.1:")
+    assert httpx.get(f"{url}/call", params={"a": "run", "b": "house"}).json() == "runhouse"
+    assert httpx.post(f"{url}/call", json=["run", "house"]).json() == "runhouse"
+    counter = rh.module(userfns.Counter).to(local)(16, name="counter_at_endpoint")
+    url = counter.endpoint()
+    assert url == f"{local.client().info.base_url}/counter_at_endpoint"
+    assert httpx.get(f"{url}/incr", params={"by": 2}).json() == 18
+    assert httpx.get(f"{url}/count").json() == 18
+    assert counter.count == 18  # the same instance

@@ -243,15 +243,25 @@ def test_saving_under_another_name_keeps_calling_the_served_function(local):
     assert rh.load("~/my-adder")(2, 2) == 4
 
 
-def test_large_arrays_go_through_shared_memory_and_come_back_writable(local):
+def test_large_arrays_go_through_shared_memory_and_come_back_writable(local, monkeypatch):
     import numpy as np
+
+    from rh_core.transport import shm
 
     shm_dir = local.client().info.shm_dir
     assert shm_dir and shm_dir.startswith("/dev/shm/")
+    # Watch (not replace) the client's shared-memory traffic: what it writes, what it takes.
+    written, taken = [], []
+    write, take = shm.write, shm.take
+    monkeypatch.setattr(shm, "write", lambda folder, data: written.append(data.nbytes) or
+                        write(folder, data))
+    monkeypatch.setattr(shm, "take", lambda folder, name, size: taken.append(size) or
+                        take(folder, name, size))
     f = rh.function(userfns.echo).to(local)
     arr = np.arange(4_000_000, dtype=np.float64)  # 32 MB: above the shared-memory threshold
     out = f(arr)
     assert np.array_equal(out, arr) and out.flags.writeable
+    assert written == [arr.nbytes] and taken == [arr.nbytes]  # both ways through /dev/shm
     out[0] = -1.0  # copy-on-write: changing it locally touches nothing shared
     assert f.map([arr[:10], arr])[1][0] == 0.0
     boom = rh.function(userfns.boom).to(local)

@@ -101,7 +101,7 @@ def test_handle_passed_as_argument_resolves_on_cluster(local):
     make = rh.function(userfns.make_list).to(local)
     total = rh.function(userfns.total).to(local)
     big = make.remote(100_000)
-    # The list stays on the cluster: the second call gets it there.
+    # The second call gets the list on the cluster (test_runs.py shows it never reaches the client).
     summed = total.remote(big)
     assert rh.get(summed) == sum(range(100_000))
     assert total(big) == sum(range(100_000))

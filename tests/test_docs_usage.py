@@ -156,8 +156,11 @@ class Page:
     def run_through(self, block: Block) -> None:
         """Run every block up to ``block`` that has not run yet, in page order."""
         for earlier in BLOCKS[:BLOCKS.index(block) + 1]:
-            if earlier.line in self.ran or earlier.not_run:
-                continue
+            if earlier.not_run or self.ran.get(earlier.line, False) is None:
+                continue  # not to be run, or ran fine
+            if earlier.line in self.ran:
+                raise AssertionError(f"the block at docs/usage.md:{earlier.line} failed (see its "
+                                     f"test); the blocks after it use what it makes")
             values = self.add(earlier)
             try:
                 exec(compile_block(earlier, values), self.namespace)
@@ -165,8 +168,6 @@ class Page:
                 self.ran[earlier.line] = e
                 raise
             self.ran[earlier.line] = None
-        failed = [line for line, error in self.ran.items() if error is not None and line < block.line]
-        assert not failed, f"an earlier block of docs/usage.md failed (line {failed[0]})"
 
 
 def _down_every_cluster(page: Page, home: Path) -> None:

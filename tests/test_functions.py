@@ -6,11 +6,11 @@ import asyncio
 import io
 import sys
 import threading
-import time
 import traceback
 
 import pytest
 import userfns
+from waiting import wait_until
 
 import rh_core as rh
 
@@ -101,7 +101,7 @@ def test_handle_passed_as_argument_resolves_on_cluster(local):
     make = rh.function(userfns.make_list).to(local)
     total = rh.function(userfns.total).to(local)
     big = make.remote(100_000)
-    # The list stays on the cluster: the second call gets it there.
+    # The second call gets the list on the cluster (test_runs.py shows it never reaches the client).
     summed = total.remote(big)
     assert rh.get(summed) == sum(range(100_000))
     assert total(big) == sum(range(100_000))
@@ -159,10 +159,10 @@ def test_map_runs_in_parallel_on_the_worker_pool(local):
 
 
 def test_map_error_names_the_item(local):
-    f = rh.function(userfns.boom).to(local)
-    with pytest.raises(ValueError, match="bad x") as info:
-        f.map([1, 2])
-    assert "map item" in "".join(traceback.format_exception(info.value))
+    f = rh.function(userfns.fails_on).to(local)
+    with pytest.raises(ValueError, match="item 7 is bad") as info:
+        f.map([1, 7, 3])
+    assert "(in map item 1)" in "".join(traceback.format_exception(info.value))
 
 
 class _Recorder(io.TextIOBase):
@@ -172,15 +172,6 @@ class _Recorder(io.TextIOBase):
     def write(self, s):
         self.text += s
         return len(s)
-
-
-def _wait_until(pred, timeout=20):
-    end = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_stream_logs_prints_remote_output_while_running(local, tmp_path, monkeypatch):
@@ -193,7 +184,7 @@ def test_stream_logs_prints_remote_output_while_running(local, tmp_path, monkeyp
     t = threading.Thread(target=lambda: result.setdefault("v", f(str(marker), stream_logs=True)))
     t.start()
     # The first line arrives while the call still waits for the marker: it is live.
-    assert _wait_until(lambda: "first line" in out.text), out.text
+    wait_until(lambda: "first line" in out.text, 20, "the first line printed locally")
     assert "second line" not in out.text and t.is_alive()
     marker.write_text("go")
     t.join(30)
@@ -252,15 +243,25 @@ def test_saving_under_another_name_keeps_calling_the_served_function(local):
     assert rh.load("~/my-adder")(2, 2) == 4
 
 
-def test_large_arrays_go_through_shared_memory_and_come_back_writable(local):
+def test_large_arrays_go_through_shared_memory_and_come_back_writable(local, monkeypatch):
     import numpy as np
+
+    from rh_core.transport import shm
 
     shm_dir = local.client().info.shm_dir
     assert shm_dir and shm_dir.startswith("/dev/shm/")
+    # Watch (not replace) the client's shared-memory traffic: what it writes, what it takes.
+    written, taken = [], []
+    write, take = shm.write, shm.take
+    monkeypatch.setattr(shm, "write", lambda folder, data: written.append(data.nbytes) or
+                        write(folder, data))
+    monkeypatch.setattr(shm, "take", lambda folder, name, size: taken.append(size) or
+                        take(folder, name, size))
     f = rh.function(userfns.echo).to(local)
     arr = np.arange(4_000_000, dtype=np.float64)  # 32 MB: above the shared-memory threshold
     out = f(arr)
     assert np.array_equal(out, arr) and out.flags.writeable
+    assert written == [arr.nbytes] and taken == [arr.nbytes]  # both ways through /dev/shm
     out[0] = -1.0  # copy-on-write: changing it locally touches nothing shared
     assert f.map([arr[:10], arr])[1][0] == 0.0
     boom = rh.function(userfns.boom).to(local)
@@ -287,10 +288,14 @@ def test_shared_memory_full_falls_back_to_inline(local, monkeypatch):
 
     from rh_core.transport import shm
 
+    tried = []
+
     def full(folder, data):
+        tried.append(data.nbytes)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(shm, "write", full)
     f = rh.function(userfns.echo).to(local)
-    arr = np.arange(300_000, dtype=np.float64)
+    arr = np.arange(300_000, dtype=np.float64)  # 2.4 MB: above the shared-memory threshold
     assert np.array_equal(f(arr), arr)
+    assert tried == [arr.nbytes]  # shared memory was tried for the array, and the call still worked

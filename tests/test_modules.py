@@ -35,7 +35,13 @@ def test_instance_methods_modes(local):
     assert asyncio.run(c.later(41)) == 42
     h = c.incr.remote()
     assert rh.get(h) == 2
-    assert c.incr.map([1, 1, 1]) is not None and c.count == 5
+    assert c.incr.map([0, 0, 0]) == [2, 2, 2]
+    # Three calls at once on the one instance: every step lands on its state. Each call returns
+    # the count as it read it, which depends on how the calls interleaved.
+    stepped = c.incr.map([1, 1, 1])
+    assert c.count == 5
+    assert len(stepped) == 3 and all(3 <= n <= 5 for n in stepped), stepped
+    assert c.incr.starmap([(0,), (0,)]) == [5, 5]
 
 
 def test_method_exception_raised_locally(local):
@@ -48,7 +54,7 @@ def test_unknown_method_is_not_found(local):
     c = rh.module(userfns.Counter).to(local)(name="unknown_method")
     with pytest.raises(rh.RemoteFunctionNotFound, match="no public method or attribute 'nope'"):
         local.client().call("unknown_method", "nope")
-    with pytest.raises(rh.RemoteFunctionNotFound):
+    with pytest.raises(rh.RemoteFunctionNotFound, match="no public method or attribute 'nope'"):
         c.nope  # noqa: B018 - attribute read goes to the cluster
 
 

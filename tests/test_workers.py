@@ -33,7 +33,7 @@ def test_crashing_worker_is_reported_and_restarted(own_cluster, crash):
     after = rh.function(userfns.pid).to(own_cluster, env=env)()
     assert after != before
     workers = own_cluster.status()["envs"][f"crashy-{crash}"]["workers"]
-    assert workers[0]["restarts"] >= 1
+    assert [w["restarts"] for w in workers] == [1]  # restarted once, for the one crash
 
 
 def test_other_envs_are_untouched_by_a_crash(own_cluster):
@@ -58,3 +58,33 @@ def test_several_processes_share_calls(own_cluster):
     used = set(f.map([0.3, 0.3]))
     pids = {w["pid"] for w in own_cluster.status()["envs"]["multi"]["workers"]}
     assert len(pids) == 2 and used == pids
+
+
+def _owner_token(cluster) -> str:
+    token = cluster.client().http.headers["authorization"].removeprefix("Bearer ")
+    assert token.startswith("rho_") and len(token) > 40  # the real token, so the checks bite
+    return token
+
+
+def test_user_code_never_sees_the_owner_token(local):
+    token = _owner_token(local)
+    getenv = rh.function(userfns.getenv).to(local, name="getenv_owner_token")
+    assert getenv("RH_SERVER_TOKEN") is None
+    environment = rh.function(userfns.environment).to(local)
+    env = rh.env(name="token_free", env_vars={"SOME_VAR": "1"})
+    in_own_env = rh.function(userfns.environment).to(local, env=env, name="environment_own_env")
+    for seen, env_key in ((environment(), "base"), (in_own_env(), "token_free")):
+        assert seen["RH_ENV"] == env_key  # it is that env's worker's environment
+        assert [k for k, v in seen.items() if token in k or token in v] == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the owner token stays readable by user code in /proc/<server pid>/environ: "
+    "rh_server/main.py pops RH_SERVER_TOKEN from os.environ, which does not change the "
+    "environment the kernel recorded when the server started, and a worker (same user) reads "
+    "its parent's; the local provider should hand the token over another way (a pipe or stdin)"))
+def test_user_code_cannot_read_the_owner_token_from_its_server(local):
+    token = _owner_token(local)
+    seen = rh.function(userfns.server_environ).to(local)()
+    assert "RH_HOME=" in seen  # it did read the server's environment
+    assert token not in seen

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from waiting import wait_until
+
 
 def concat(a, b):
     return a + b
@@ -52,6 +54,17 @@ def getenv(name):
     return os.environ.get(name)
 
 
+def environment():
+    return dict(os.environ)
+
+
+def server_environ():
+    """The initial environment of the process that started this worker (its server), as the
+    kernel keeps it in /proc: readable by any code running as the same user."""
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        return f.read().decode(errors="replace")
+
+
 def cwd():
     return os.getcwd()
 
@@ -67,12 +80,15 @@ def segfault():
 
 
 def wait_for_file(path, timeout=20.0):
-    p = Path(path)
-    end = time.monotonic() + timeout
-    while not p.exists():
-        if time.monotonic() > end:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.01)
+    wait_until(Path(path).exists, timeout, f"{path} to appear")
+
+
+def start_then_wait(started, release, value="done"):
+    """Creates ``started``, then returns ``value`` once ``release`` exists: the caller knows the
+    call is running, and decides when it ends."""
+    Path(started).write_text("started")
+    wait_for_file(release)
+    return value
 
 
 def print_then_wait(path):
@@ -205,3 +221,14 @@ def extra_value(x):
     import rh_extra_mod
 
     return rh_extra_mod.VALUE + x
+
+
+def make_vectors(n):
+    """A result of a class that exists only where ``rh_cluster_only`` is importable."""
+    import rh_cluster_only
+
+    return rh_cluster_only.Vectors([[float(i)] for i in range(n)])
+
+
+def count_rows(vectors):
+    return len(vectors.rows)

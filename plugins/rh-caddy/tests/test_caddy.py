@@ -12,14 +12,15 @@ import os
 import ssl
 import sys
 import threading
-import time
 
 import httpx
 import pytest
 import userfns
 from rh_caddy import caddyfile
+from waiting import wait_until
 
 import rh_core as rh
+from rh_core.builtin.local import process_alive
 from rh_core.transport import tls
 
 
@@ -91,10 +92,8 @@ def test_logs_stream_live_through_caddy(rh_home, tmp_path, free_port, monkeypatc
         marker = tmp_path / "go"
         t = threading.Thread(target=f, args=(str(marker),), kwargs={"stream_logs": True})
         t.start()
-        deadline = time.monotonic() + 20
-        while "first line" not in Out.text and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert "first line" in Out.text and t.is_alive()  # arrived while the call still runs
+        wait_until(lambda: "first line" in Out.text, 20, "the first line to arrive through Caddy")
+        assert t.is_alive() and not marker.exists()  # it arrived while the call still runs
         marker.write_text("go")
         t.join(30)
         assert "second line" in Out.text
@@ -109,8 +108,8 @@ def test_caddy_stops_with_the_server_and_a_leftover_is_replaced(rh_home, free_po
     caddy_pid = int(pid_file.read_text())
     server_pid = c.client().health()["pid"]
     os.kill(server_pid, 9)  # a crash leaves Caddy running, holding the port
-    time.sleep(0.3)
-    os.kill(caddy_pid, 0)
+    wait_until(lambda: not process_alive(server_pid), 10, "the killed server to exit")
+    assert process_alive(caddy_pid)
     try:
         c.restart_server()  # the new server stops the leftover Caddy (same config) and starts its own
         assert rh.function(userfns.add).to(c)(1, 1) == 2
@@ -120,9 +119,7 @@ def test_caddy_stops_with_the_server_and_a_leftover_is_replaced(rh_home, free_po
             os.kill(caddy_pid, 0)
     finally:
         c.down()
-    time.sleep(0.2)
-    with pytest.raises(ProcessLookupError):
-        os.kill(new_pid, 0)  # stopped with its server
+    wait_until(lambda: not process_alive(new_pid), 10, f"Caddy ({new_pid}) to stop with its server")
 
 
 def test_caddyfile_for_a_domain_gets_acme_certificates(tmp_path):

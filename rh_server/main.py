@@ -162,8 +162,12 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
         }))
     log.info("rh server %s for cluster %s listening on %s:%s (pid %s)", __version__,
              ctx.cluster_name, ctx.host, ctx.port, os.getpid())
+    serving = asyncio.create_task(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
+    lingering = False
     try:
-        await hypercorn_serve(app, config, shutdown_trigger=stop.wait)
+        await asyncio.wait([serving, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+        lingering = not await _ended(serving, config.graceful_timeout + 0.5)
     finally:
         await app.shutdown()
         if ctx.settings.get("shm_dir"):
@@ -179,3 +183,24 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
             except (OSError, ValueError):
                 pass
         log.info("rh server stopped")
+    if lingering:
+        # A TLS peer that keeps an idle connection and never answers close_notify holds
+        # Hypercorn's shutdown for asyncio's 30 s SSL shutdown timeout; everything of ours is
+        # stopped and written, so end the process now instead of waiting for it.
+        logging.shutdown()
+        os._exit(0)
+    if serving.done() and not serving.cancelled() and serving.exception():
+        raise serving.exception()
+
+
+async def _ended(task: asyncio.Task, seconds: float) -> bool:
+    """Whether ``task`` ends within ``seconds`` (it keeps running otherwise)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+        return True
+    except asyncio.TimeoutError:
+        log.warning("connections still open %.0f s after the stop signal (a TLS peer that does "
+                    "not close); stopping without them", seconds)
+        return False
+    except Exception:  # noqa: BLE001 - raised again by serve() once everything is stopped
+        return True

@@ -164,10 +164,6 @@ def test_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
     assert own_cluster.client().health()["pid"] != pid
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "right after a restart the server answers /keys (and /status) before it has restored its "
-    "served names: cluster.keys() is [] until the restore ends, though restart_server() says "
-    "served names come back; calls and PUTs wait for state.restored, /keys and /status do not"))
 def test_served_names_are_listed_right_after_a_restart(own_cluster, tmp_path):
     hold = tmp_path / "hold"
     env = rh.env(name="held", env_vars={"RH_HOLD_IMPORT": str(hold)})
@@ -189,11 +185,7 @@ def test_served_names_are_listed_right_after_a_restart(own_cluster, tmp_path):
 
 @pytest.mark.parametrize("connection", [
     "none",
-    pytest.param("tls", marks=pytest.mark.xfail(strict=True, reason=(
-        "a tls server does not stop on SIGTERM while a client keeps an idle keep-alive "
-        "connection open (the Python client always does): Hypercorn's shutdown waits for that "
-        "connection, so cluster.down() from another object and `rh down` wait 15 s and then "
-        "SIGKILL it, and rh_server_shutdown hooks never run; plain http stops at once"))),
+    "tls",
 ])
 def test_sigterm_stops_the_server_while_a_client_keeps_a_connection(rh_home, connection):
     cluster = rh.cluster(name=f"t-sigterm-{connection}", provider="local",

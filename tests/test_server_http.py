@@ -205,10 +205,6 @@ def test_bad_map_offsets_are_400(local):
     assert r.status_code == 400 and "rh_offsets" in r.json()["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a path no route matches is answered by Starlette's plain-text 'Not Found' (404) or "
-    "'Method Not Allowed' (405), not the JSON error body docs/server.md promises for every "
-    "error: e.g. GET /concat (a name without /call) says only 'Method Not Allowed'"))
 @pytest.mark.parametrize("method, path, status", [
     ("GET", "/concat", 405),       # a served name without a method
     ("POST", "/keys", 405),

@@ -78,11 +78,6 @@ def test_user_code_never_sees_the_owner_token(local):
         assert [k for k, v in seen.items() if token in k or token in v] == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the owner token stays readable by user code in /proc/<server pid>/environ: "
-    "rh_server/main.py pops RH_SERVER_TOKEN from os.environ, which does not change the "
-    "environment the kernel recorded when the server started, and a worker (same user) reads "
-    "its parent's; the local provider should hand the token over another way (a pipe or stdin)"))
 def test_user_code_cannot_read_the_owner_token_from_its_server(local):
     token = _owner_token(local)
     seen = rh.function(userfns.server_environ).to(local)()

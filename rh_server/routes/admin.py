@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 
@@ -22,6 +21,7 @@ log = logging.getLogger("rh_server")
 
 MAX_LOG_BYTES = 1 << 20
 MAX_GRANT_BYTES_MB = 1
+MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
 def routes(auth: Auth, ctx: ServerContext) -> list[JSONRoute]:
@@ -54,8 +54,9 @@ def routes(auth: Auth, ctx: ServerContext) -> list[JSONRoute]:
                 raise TypeError("'resources' must be a list of names")
             expires_in = spec.get("expires_in")
             if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(
-                    expires_in, (int, float)) or not 0 < expires_in < math.inf):
-                raise TypeError("'expires_in' must be a number of seconds above 0")
+                    expires_in, (int, float)) or not 0 < expires_in <= MAX_EXPIRES_IN):
+                raise TypeError(f"'expires_in' must be a number of seconds above 0 and at most "
+                                f"{MAX_EXPIRES_IN} (100 years)")
         except (ValueError, KeyError, TypeError) as e:
             raise bad_request("give {'user': NAME, 'access': 'read'|'write', 'resources': "
                               f"[NAMES or '*'], 'expires_in': SECONDS or null}} ({e})") from None

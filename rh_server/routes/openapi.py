@@ -127,7 +127,7 @@ def openapi_document(version: str) -> dict:
                     "user": {"type": "string"},
                     "access": {"type": "string", "enum": ["read", "write"]},
                     "resources": {"type": "array", "items": {"type": "string"}},
-                    "expires_in": {"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                    "expires_in": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3153600000,
                                    "description": "seconds until the token stops working"}}},
                 "Args": {"type": "object", "properties": {"args": {"type": "array", "items": {}},
                                                           "kwargs": {"type": "object"}}},

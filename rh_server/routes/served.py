@@ -41,10 +41,12 @@ def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[J
 
     async def keys(request: Request):
         auth.check(request, "*", AccessLevel.READ)
+        await served.restored.wait()  # after a restart, the names come back before they are listed
         return JSONResponse({"keys": sorted(served.resources), "runs": sorted(runs.runs)})
 
     async def status(request: Request):
         auth.check(request, "*", AccessLevel.READ)
+        await served.restored.wait()
         return JSONResponse({**served.status(), "runs": len(runs.runs)})
 
     return [

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import userfns
 from rh_byo import testing
-from rh_byo.ssh import DiskFullError
+from rh_byo.errors import DiskFullError
 
 import rh_core as rh
 

@@ -21,14 +21,8 @@ from pathlib import Path
 import paramiko
 
 from rh_byo import treesync
-from rh_byo.ssh import (
-    SSHError,
-    checked,
-    key_has_passphrase,
-    passphrase_needed,
-    remote_path,
-    upload_failed,
-)
+from rh_byo.errors import SSHError, checked, passphrase_needed, upload_failed
+from rh_byo.ssh import key_has_passphrase, remote_path
 from rh_core.errors import ConfigError
 from rh_core.paths import rh_home
 

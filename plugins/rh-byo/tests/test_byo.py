@@ -12,14 +12,6 @@ import userfns
 import rh_core as rh
 
 
-@pytest.fixture(scope="module")
-def node(sshd):
-    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": sshd["port"]}
-    cluster = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=creds)
-    yield cluster
-    cluster.down()
-
-
 def test_bring_up_from_a_bare_node_and_call(node, sshd, capfd):
     assert not (sshd["user_home"] / ".rh" / "venv").exists()
     f = rh.function(userfns.concat).to(node)
@@ -178,7 +170,7 @@ def test_cli_ssh_and_status(node, sshd):
         node.save("~/another-name")
 
 
-def test_node_without_python_says_which_host_and_what_was_tried():
+def test_node_without_python_says_which_host_and_what_was_tried(ssh_tools):
     """A node whose login PATH has no python3 (a second private sshd that sets PATH)."""
     from rh_byo import testing
 
@@ -255,3 +247,4 @@ def test_proxy_jump_through_another_host(sshd):
         c.provider.node.close()
     finally:
         jump.stop()
+

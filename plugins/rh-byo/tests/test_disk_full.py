@@ -18,7 +18,7 @@ USER = "rhbyofull"
 
 
 @pytest.fixture(scope="module")
-def small_disk():
+def small_disk(ssh_tools):
     """A private sshd for a user whose ~/.rh is a small tmpfs (unmounted at the end)."""
     server = testing.start_sshd(USER)
     home = server.user_home / ".rh"

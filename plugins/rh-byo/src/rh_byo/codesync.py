@@ -5,9 +5,9 @@ where there is none), with the same excludes and ``.gitignore`` rules, within th
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
+from rh_byo import treesync
 from rh_core.errors import ConfigError
 from rh_core.progress import Steps
 
@@ -24,18 +24,11 @@ def sync_options(root: Path) -> list[str]:
     return extra
 
 
-def tree_size(root: Path) -> int:
-    """The bytes of the files under ``root``, outside the usual caches and virtualenvs."""
-    total = 0
-    skip = {".git", "__pycache__", ".venv", "venv", ".tox", "node_modules"}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in skip]
-        for f in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
+def synced_size(root: Path, extra: list[str]) -> int:
+    """The bytes of the files of ``root`` a sync with ``extra`` sends (what is left out does
+    not count, so a .gitignore brings a tree under the limit)."""
+    manifest = treesync.local_manifest(root, treesync.SyncFilter(root, extra))
+    return sum(entry[1] for entry in manifest.values() if entry[0] == "f")
 
 
 def sync_code(provider, local_root: str) -> str:
@@ -47,7 +40,7 @@ def sync_code(provider, local_root: str) -> str:
         return local_root
     extra = sync_options(root)
     limit_mb = provider.cluster.sync_limit_mb
-    size = tree_size(root)
+    size = synced_size(root, extra)
     if size > limit_mb * 2**20:
         raise ConfigError(
             f"{root} holds {size / 2**20:.0f} MB to sync, above the cluster's limit of "

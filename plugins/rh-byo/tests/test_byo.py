@@ -248,3 +248,30 @@ def test_proxy_jump_through_another_host(sshd):
     finally:
         jump.stop()
 
+
+def test_proxy_command_carries_the_connection(node, sshd, rh_home, tmp_path):
+    """ssh_proxy_command: the running byo-test node reached through a ProxyCommand, `ssh -W`
+    through the same loopback sshd, wrapped in a script that notes each time it runs."""
+    used = tmp_path / "proxy-used"
+    proxy = tmp_path / "proxy.sh"
+    proxy.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1:$2" >> {used}\n'
+        f"exec ssh -i {sshd['key']} -p {sshd['port']} -o BatchMode=yes -o IdentitiesOnly=yes "
+        f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={rh_home}/ssh/known_hosts "
+        f'-W "$1:$2" {sshd["user"]}@127.0.0.1\n')
+    proxy.chmod(0o755)
+    creds = {**node.ssh_creds, "ssh_proxy_command": f"{proxy} %h %p"}
+    c = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=creds)
+    try:
+        # Probe, code sync (rsync) and the tunnel to the server all go through the proxy.
+        assert rh.function(userfns.add).to(c)(2, 3) == 5
+        assert c.run("echo via-proxy") == [(0, "via-proxy\n", "")]
+        assert used.read_text().splitlines() == [f"127.0.0.1:{sshd['port']}"]  # one master
+    finally:
+        c.provider.node.close()
+    # paramiko cannot run a ProxyCommand: refused before anything is tried.
+    over_paramiko = rh.cluster(name="byo-proxy-pm", ips=["127.0.0.1"], ssh_creds=creds,
+                               server_connection_type="paramiko")
+    with pytest.raises(rh.ConfigError, match="^ssh_proxy_command needs the OpenSSH client"):
+        over_paramiko.run("true")

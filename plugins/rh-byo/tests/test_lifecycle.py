@@ -1,6 +1,7 @@
 """Restarting and stopping a byo cluster's server, the ways users do it: restart_server() and
 `rh restart NAME` (a new server process that serves the same names), teardown()/down() and
-`rh down NAME` (the server and the SSH connection stopped). Each test has its own cluster."""
+`rh down NAME` (the server and the SSH connection stopped, until the next call). Each test has
+its own cluster."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ def test_restart_server_serves_the_same_names_from_a_new_process(own_cluster, co
 @pytest.mark.parametrize("connection", ["ssh", "paramiko"])
 def test_teardown_stops_the_server_and_the_ssh_connection(own_cluster, connection):
     cluster = own_cluster(f"byo-teardown-{connection}", server_connection_type=connection)
-    assert rh.function(userfns.add).to(cluster)(1, 2) == 3
+    add = rh.function(userfns.add).to(cluster)
+    assert add(1, 2) == 3
     server = cluster.client().health()["pid"]
     node = cluster.provider.node
     if connection == "ssh":
@@ -72,6 +74,7 @@ def test_teardown_stops_the_server_and_the_ssh_connection(own_cluster, connectio
     else:
         assert not transport.is_active()
     assert not cluster.is_up()
+    assert add(2, 3) == 5  # the next call brings the server up again, serving the same names
 
 
 def test_cli_restart_and_down(own_cluster):

@@ -65,7 +65,8 @@ class _RecordFirstKey(paramiko.MissingHostKeyPolicy):
 
 
 class _Remote(Remote):
-    """fabric's command runner, with the standard input given as text sent in one piece."""
+    """fabric's command runner; the standard input given as text goes over in one piece
+    (invoke would send it a byte per 10 ms), and a command may end without reading it all."""
 
     def read_our_stdin(self, input_):
         if isinstance(input_, io.StringIO):
@@ -86,7 +87,8 @@ class _Remote(Remote):
 
 
 class _Connection(fabric.Connection):
-    """A fabric Connection whose command sessions give up after 30 s instead of an hour."""
+    """A fabric Connection whose command sessions give up after 30 s instead of an hour (then
+    the node's connection is taken for dropped and opened again)."""
 
     def create_session(self):
         return self.transport.open_session(timeout=30)
@@ -126,11 +128,13 @@ class ParamikoNode:
 
     @property
     def target(self) -> str:
+        """``user@host`` as messages name the node."""
         user = self.creds.get("ssh_user")
         return f"{user}@{self.host}" if user else self.host
 
     @property
     def where(self) -> str:
+        """The node and its SSH port, as messages about connecting name it."""
         return f"{self.target} (port {self.port})"
 
     # ------------------------------------------------------------------ the connection

@@ -287,7 +287,8 @@ echo $!
             creds = self.cluster.login_creds()
             if self.cluster.server_connection_type == "paramiko" or any(
                     creds.get(k) for k in SECRET_KEYS):
-                # paramiko is loaded only for clusters that log in with it.
+                # fabric and paramiko (about 80 ms to import) load only for clusters that
+                # log in with them.
                 from rh_byo.paramiko_node import ParamikoNode
 
                 node = ParamikoNode(ip, creds)

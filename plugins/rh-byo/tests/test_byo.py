@@ -12,14 +12,6 @@ import userfns
 import rh_core as rh
 
 
-@pytest.fixture(scope="module")
-def node(sshd):
-    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": sshd["port"]}
-    cluster = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=creds)
-    yield cluster
-    cluster.down()
-
-
 def test_bring_up_from_a_bare_node_and_call(node, sshd, capfd):
     assert not (sshd["user_home"] / ".rh" / "venv").exists()
     f = rh.function(userfns.concat).to(node)
@@ -178,7 +170,7 @@ def test_cli_ssh_and_status(node, sshd):
         node.save("~/another-name")
 
 
-def test_node_without_python_says_which_host_and_what_was_tried():
+def test_node_without_python_says_which_host_and_what_was_tried(ssh_tools):
     """A node whose login PATH has no python3 (a second private sshd that sets PATH)."""
     from rh_byo import testing
 
@@ -255,3 +247,31 @@ def test_proxy_jump_through_another_host(sshd):
         c.provider.node.close()
     finally:
         jump.stop()
+
+
+def test_proxy_command_carries_the_connection(node, sshd, rh_home, tmp_path):
+    """ssh_proxy_command: the running byo-test node reached through a ProxyCommand, `ssh -W`
+    through the same loopback sshd, wrapped in a script that notes each time it runs."""
+    used = tmp_path / "proxy-used"
+    proxy = tmp_path / "proxy.sh"
+    proxy.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1:$2" >> {used}\n'
+        f"exec ssh -i {sshd['key']} -p {sshd['port']} -o BatchMode=yes -o IdentitiesOnly=yes "
+        f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={rh_home}/ssh/known_hosts "
+        f'-W "$1:$2" {sshd["user"]}@127.0.0.1\n')
+    proxy.chmod(0o755)
+    creds = {**node.ssh_creds, "ssh_proxy_command": f"{proxy} %h %p"}
+    c = rh.cluster(name="byo-test", ips=["127.0.0.1"], ssh_creds=creds)
+    try:
+        # Probe, code sync (rsync) and the tunnel to the server all go through the proxy.
+        assert rh.function(userfns.add).to(c)(2, 3) == 5
+        assert c.run("echo via-proxy") == [(0, "via-proxy\n", "")]
+        assert used.read_text().splitlines() == [f"127.0.0.1:{sshd['port']}"]  # one master
+    finally:
+        c.provider.node.close()
+    # paramiko cannot run a ProxyCommand: refused before anything is tried.
+    over_paramiko = rh.cluster(name="byo-proxy-pm", ips=["127.0.0.1"], ssh_creds=creds,
+                               server_connection_type="paramiko")
+    with pytest.raises(rh.ConfigError, match="^ssh_proxy_command needs the OpenSSH client"):
+        over_paramiko.run("true")

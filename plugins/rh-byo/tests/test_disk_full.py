@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import userfns
 from rh_byo import testing
-from rh_byo.ssh import DiskFullError
+from rh_byo.errors import DiskFullError
 
 import rh_core as rh
 
@@ -18,7 +18,7 @@ USER = "rhbyofull"
 
 
 @pytest.fixture(scope="module")
-def small_disk():
+def small_disk(ssh_tools):
     """A private sshd for a user whose ~/.rh is a small tmpfs (unmounted at the end)."""
     server = testing.start_sshd(USER)
     home = server.user_home / ".rh"

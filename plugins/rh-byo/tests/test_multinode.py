@@ -8,17 +8,13 @@ import pwd
 
 import pytest
 import userfns
-from rh_byo import netns, testing
+from rh_byo import netns
 
 import rh_core as rh
 
 
 @pytest.fixture(scope="module")
-def hosts():
-    lacking = testing.missing() or netns.missing()
-    if lacking:
-        pytest.fail(f"the multi-node tests need {lacking} (bash scripts/test installs it)",
-                    pytrace=False)
+def hosts(netns_tools):
     h = netns.start_hosts(3)
     yield h
     h.stop()

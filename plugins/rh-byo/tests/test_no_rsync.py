@@ -15,7 +15,7 @@ USER = "rhbyonr"
 
 
 @pytest.fixture(scope="module")
-def bare_node():
+def bare_node(ssh_tools):
     """A private sshd (its own user, fresh) whose sessions' PATH has no rsync."""
     server = testing.start_sshd(USER, without=("rsync",))
     cluster = rh.cluster(name="byo-norsync", ips=["127.0.0.1"], ssh_creds=server.creds)

@@ -17,7 +17,7 @@ def rh_compute_providers(register):
 @hookimpl
 def rh_connection_types(register):
     # See rh_compute_providers.
-    from rh_byo.provider import ParamikoConnection, SSHConnection
+    from rh_byo.connections import ParamikoConnection, SSHConnection
 
     register(SSHConnection)
     register(ParamikoConnection)

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import attrs
 
+from rh_byo import operations
 from rh_core.errors import ConfigError
 from rh_core.names.secrets import secret_backend
 from rh_core.resources.cluster import Cluster
@@ -67,20 +68,20 @@ class BYOCluster(Cluster):
 
     def run(self, commands: list[str] | str, node: str | int = 0) -> list[tuple[int, str, str]]:
         """Run shell commands on a node (index, address, or "all"); [(code, stdout, stderr)]."""
-        return self.provider.run(commands, node)
+        return operations.run(self.provider, commands, node)
 
     def run_setup(self, commands: list[str] | str) -> list[tuple[int, str, str]]:
         """Run setup commands once per cluster: each command that already ran (recorded on the
         head node) is skipped. A failing command is not recorded and raises."""
-        return self.provider.run_setup(commands)
+        return operations.run_setup(self.provider, commands)
 
     def run_python(self, lines: list[str] | str, node: str | int = 0) -> list[tuple[int, str, str]]:
         """Run Python code with the cluster's Python (the server's virtualenv)."""
-        return self.provider.run_python(lines, node)
+        return operations.run_python(self.provider, lines, node)
 
     def ssh(self, command: str | None = None) -> int:
         """An interactive shell on the head node (or one command); returns its exit code."""
-        return self.provider.ssh(command)
+        return operations.ssh(self.provider, command)
 
     def ssh_tunnel(self, local_port: int | None, remote_port: int) -> int:
         """Forward a local port to ``remote_port`` on the head node; returns the local port."""
@@ -88,7 +89,7 @@ class BYOCluster(Cluster):
 
     def notebook(self, port: int = 8888) -> str:
         """JupyterLab on the head node through a tunnel; returns the URL to open."""
-        return self.provider.notebook(port)
+        return operations.notebook(self.provider, port)
 
     # ------------------------------------------------------------------ secrets
 

@@ -71,17 +71,16 @@ class Hosts:
 
 
 def missing() -> str | None:
-    """What is missing to make hosts with network namespaces here, or None."""
-    if os.geteuid() != 0:
-        return "root"
-    if shutil.which("ip") is None:
-        return "iproute2"
-    if not Path("/usr/sbin/sshd").exists():
-        return "openssh-server"
+    """What is missing to make hosts with network namespaces here (see
+    :func:`rh_byo.testing.lacking`), or None."""
+    lacking = testing.lacking(*testing.SSHD_TOOLS, "ip", "hostname")
+    if lacking:
+        return lacking
     probe = f"rhprobe{os.getpid() % 100000}"
     proc = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if proc.returncode != 0:
-        return f"network namespaces (ip netns add: {proc.stderr.strip()})"
+        return (f"network namespaces, which this machine refuses (ip netns add: "
+                f"{proc.stderr.strip()}): run the tests where root may make them")
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
 

@@ -1,34 +1,50 @@
-"""A node reached with paramiko: password logins and passphrase-protected keys, without the
-OpenSSH client.
+"""A node reached with paramiko, through fabric: password logins and passphrase-protected keys,
+without the OpenSSH client.
 
-One paramiko Transport per node carries every command, sftp upload and port forward; it is
-reopened when it dropped. Host keys follow the OpenSSH nodes' policy, in the same file: the
-first key a node shows is recorded in ``$RH_HOME/ssh/known_hosts``, a changed key is refused.
-The password and passphrase stay in memory; no message ever holds them.
+One SSH connection per node (a ``fabric.Connection``; its paramiko Transport carries every
+command, sftp upload and port forward) is opened again when it dropped. Host keys follow the
+OpenSSH nodes' policy, in the same file: the first key a node shows is recorded in
+``$RH_HOME/ssh/known_hosts``, a changed key is refused. (fabric's own default is paramiko's
+AutoAddPolicy, which accepts any key; it is replaced before every connect.) The password and
+passphrase stay in memory; no message ever holds them.
+
+fabric does the connecting and logging in (``Connection.open``), commands (``Connection.run``),
+file uploads (``Connection.put`` and the connection's sftp session, ``Connection.sftp``),
+terminal sessions (``run(pty=True)``, ``Connection.shell``) and the piping of each forwarded
+connection (``fabric.tunnels.Tunnel``). Two small subclasses adjust it:
+
+- ``_Remote``, the runner of commands, hands the standard input rh gives (the owner token, a
+  Python script) over in one piece. invoke reads a stream that is not a terminal one byte per
+  10 ms poll: 500 bytes of input took 5 s. A command that ends before reading all of its input
+  is not an error (as with a pipe whose reader went away).
+- ``_Connection`` opens command sessions with a 30 s timeout instead of paramiko's default of
+  an hour, so a connection that died without a word is noticed and opened again.
+
+The local end of the port forward is not fabric's ``Connection.forward_local``, which cannot
+serve rh's long-lived tunnel that outlives dropped connections: why, in
+:mod:`rh_byo.paramiko_tunnel`.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import select
-import socket
 import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import fabric
 import paramiko
+from fabric.runners import Remote
+from invoke.exceptions import CommandTimedOut, ThreadException, UnexpectedExit
+from paramiko.config import SSHConfig
 
 from rh_byo import treesync
-from rh_byo.ssh import (
-    SSHError,
-    checked,
-    key_has_passphrase,
-    passphrase_needed,
-    remote_path,
-    upload_failed,
-)
+from rh_byo.errors import SSHError, checked, passphrase_needed, upload_failed
+from rh_byo.paramiko_tunnel import Forward
+from rh_byo.ssh import key_has_passphrase, remote_path
 from rh_core.errors import ConfigError
 from rh_core.paths import rh_home
 
@@ -46,6 +62,44 @@ class _RecordFirstKey(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client, hostname, key):
         with open(self.path, "a") as f:
             f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class _Remote(Remote):
+    """fabric's command runner; the standard input given as text goes over in one piece
+    (invoke would send it a byte per 10 ms), and a command may end without reading it all."""
+
+    def read_our_stdin(self, input_):
+        if isinstance(input_, io.StringIO):
+            return input_.read()
+        return super().read_our_stdin(input_)
+
+    def _write_proc_stdin(self, data):
+        try:
+            super()._write_proc_stdin(data)
+        except (OSError, EOFError):  # the command ended without reading it all
+            pass
+
+    def close_proc_stdin(self):
+        try:
+            super().close_proc_stdin()
+        except (OSError, EOFError):
+            pass
+
+
+class _Connection(fabric.Connection):
+    """A fabric Connection whose command sessions give up after 30 s instead of an hour (then
+    the node's connection is taken for dropped and opened again)."""
+
+    def create_session(self):
+        return self.transport.open_session(timeout=30)
+
+
+def _config() -> fabric.Config:
+    """fabric's settings for rh: no ssh_config or fabric config files are read (the node is
+    reached with the cluster's ``ssh_creds`` only), and commands run through ``_Remote``."""
+    config = fabric.Config(ssh_config=SSHConfig(), lazy=True)
+    config.runners.remote = _Remote
+    return config
 
 
 class ParamikoNode:
@@ -66,62 +120,70 @@ class ParamikoNode:
         self.port = int(self.creds.get("ssh_port") or 22)
         #: Set by the provider's probe; paramiko uploads go over sftp all the same.
         self.remote_rsync: bool | None = None
-        self._client: paramiko.SSHClient | None = None
+        self._conn: _Connection | None = None
         self._lock = threading.Lock()
-        self._forwards: dict[int, _Forward] = {}
+        #: One upload at a time: the connection's one SFTPClient serves one thread.
+        self._sftp_lock = threading.Lock()
+        self._forwards: dict[int, Forward] = {}
 
     @property
     def target(self) -> str:
+        """``user@host`` as messages name the node."""
         user = self.creds.get("ssh_user")
         return f"{user}@{self.host}" if user else self.host
 
     @property
     def where(self) -> str:
+        """The node and its SSH port, as messages about connecting name it."""
         return f"{self.target} (port {self.port})"
 
     # ------------------------------------------------------------------ the connection
 
-    def transport(self) -> paramiko.Transport:
-        """The node's Transport, connected (again, when it dropped)."""
+    def connection(self) -> fabric.Connection:
+        """The node's connection, open (again, when it dropped)."""
         with self._lock:
-            t = self._client.get_transport() if self._client else None
-            if t is not None and t.is_active():
-                return t
-            if self._client is not None:
-                self._client.close()
-            self._client = self._connect()
-            t = self._client.get_transport()
-            t.set_keepalive(15)
-            return t
+            if self._conn is not None and self._conn.is_connected:
+                return self._conn
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = self._open()
+            return self._conn
 
-    def _connect(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        if self.known_hosts.exists():
-            client.load_system_host_keys(str(self.known_hosts))  # read only: never rewritten
-        client.set_missing_host_key_policy(_RecordFirstKey(self.known_hosts))
+    def transport(self) -> paramiko.Transport:
+        """The Transport of the node's connection, open."""
+        return self.connection().transport
+
+    def _open(self) -> _Connection:
         password = self.creds.get("ssh_password")
         pkey = self._key()
         default_keys = pkey is None and password is None
+        conn = _Connection(
+            self.host, user=self.creds.get("ssh_user"), port=self.port, config=_config(),
+            connect_timeout=15,
+            connect_kwargs={"password": password, "pkey": pkey, "allow_agent": default_keys,
+                            "look_for_keys": default_keys, "banner_timeout": 15,
+                            "auth_timeout": 30})
+        if self.known_hosts.exists():
+            conn.client.load_system_host_keys(str(self.known_hosts))  # read only: never rewritten
+        conn.client.set_missing_host_key_policy(_RecordFirstKey(self.known_hosts))
         try:
-            client.connect(self.host, port=self.port, username=self.creds.get("ssh_user"),
-                           password=password, pkey=pkey, allow_agent=default_keys,
-                           look_for_keys=default_keys, timeout=15, banner_timeout=15,
-                           auth_timeout=30)
+            conn.open()
         except paramiko.BadHostKeyException:
-            client.close()
+            conn.client.close()
             raise SSHError(
                 f"the host key of {self.where} is not the one recorded in {self.known_hosts}: "
                 f"refusing to connect (the machine was replaced, or someone is in between). If "
                 f"the change is expected, remove its line from that file.") from None
         except paramiko.AuthenticationException:
-            client.close()
+            conn.client.close()
             what = "ssh_password" if password else "ssh_private_key"
             raise SSHError(f"SSH login to {self.where} was refused: check ssh_user and "
                            f"{what}") from None
         except (OSError, EOFError, paramiko.SSHException) as e:
-            client.close()
+            conn.client.close()
             raise SSHError(f"cannot reach {self.where} over SSH: {e}") from None
-        return client
+        conn.transport.set_keepalive(15)
+        return conn
 
     def _key(self) -> paramiko.PKey | None:
         path = self.creds.get("ssh_private_key")
@@ -141,88 +203,59 @@ class ParamikoNode:
                                f"ssh_private_key_passphrase: check it") from None
             raise SSHError(f"cannot read the key {path}: {e}") from None
 
-    def _channel(self, open_fn):
-        """``open_fn(transport)``; when that fails on a transport that looked alive (it dropped
-        and nothing noticed yet), once more on a new one."""
-        t = self.transport()
+    def on_connection(self, use):
+        """``use(connection)``; when that fails on a connection that looked alive (it dropped
+        and nothing noticed yet), that connection is closed and ``use`` tried once more on a
+        new one. ``use`` must fail before it changed anything on the node."""
+        conn = self.connection()
         try:
-            return open_fn(t)
+            return use(conn)
         except paramiko.ChannelException:  # the node refused this channel: not a drop
             raise
         except (paramiko.SSHException, EOFError, OSError):
             with self._lock:  # unless another thread has opened a new one already
-                if self._client is not None and self._client.get_transport() is t:
-                    self._client.close()
-                    self._client = None
-            return open_fn(self.transport())
+                if self._conn is conn:
+                    conn.close()
+                    self._conn = None
+            return use(self.connection())
 
     # ------------------------------------------------------------------ what the provider uses
 
     def run(self, command: str, input: str | None = None, timeout: float | None = 600,
             check: bool = True) -> subprocess.CompletedProcess:
         """Run a shell command on the node (its login shell, as ssh does)."""
-        chan = self._channel(lambda t: t.open_session(timeout=30))
-        chan.settimeout(timeout)
-        out, err = bytearray(), bytearray()
         try:
-            chan.exec_command(command)
-
-            def feed():
-                try:
-                    if input is not None:
-                        chan.sendall(input.encode())
-                    chan.shutdown_write()
-                except (OSError, EOFError):
-                    pass
-
-            def drain_stderr():
-                try:
-                    while data := chan.recv_stderr(65536):
-                        err.extend(data)
-                except (OSError, EOFError):
-                    pass
-
-            helpers = [threading.Thread(target=f, daemon=True) for f in (feed, drain_stderr)]
-            for h in helpers:
-                h.start()
-            while data := chan.recv(65536):
-                out.extend(data)
-            for h in helpers:
-                h.join(timeout)
-            code = chan.recv_exit_status()
-        except socket.timeout:
+            # A failure to open the session comes before the command starts: safe to retry.
+            result = self.on_connection(lambda c: c.run(
+                command, hide=True, warn=True, in_stream=io.StringIO(input or ""),
+                timeout=timeout, encoding="utf-8"))
+        except CommandTimedOut:
             raise subprocess.TimeoutExpired(command, timeout) from None
-        finally:
-            chan.close()
-        if code == -1:  # no exit status: the connection went away under the command
+        except ThreadException:  # reading the command's output failed
+            result = None
+        if result is None or result.exited == -1:  # no exit status: the connection went away
             raise SSHError(f"the connection to {self.where} dropped while running "
                            f"`{command.strip()[:100]}`")
-        proc = subprocess.CompletedProcess(command, code, out.decode(errors="replace"),
-                                           err.decode(errors="replace"))
+        proc = subprocess.CompletedProcess(command, result.exited, result.stdout, result.stderr)
         return checked(self, command, proc, check)
 
     def rsync(self, source: str, dest: str, extra: list[str] | None = None) -> str:
         """Copy ``source`` (a local folder ending in / or a file) to ``dest`` on the node over
         sftp, incrementally, with rsync's excludes (see :mod:`rh_byo.treesync`)."""
         if Path(source).is_file():
-            size = Path(source).stat().st_size
-
-            def one(sftp):
-                sftp.put(source, remote_path(dest), confirm=False)
-                sftp.chmod(remote_path(dest), stat.S_IMODE(os.stat(source).st_mode))
-
-            self._sftp(one, dest, size)
+            self._sftp(lambda conn, sftp: conn.put(source, remote_path(dest), preserve_mode=True),
+                       dest, Path(source).stat().st_size)
             return treesync.stats(treesync.Plan(put=[source]))
 
         def apply(plan: treesync.Plan, src: Path, root: str) -> None:
-            def steps(sftp):
+            def steps(conn, sftp):
                 for r in plan.delete:
                     _quietly(sftp.remove, f"{root}/{r}")
                 for r in plan.rmdir:
                     _quietly(sftp.rmdir, f"{root}/{r}")
                 for r in plan.mkdir:
                     _quietly(sftp.mkdir, f"{root}/{r}")
-                for r in plan.put:
+                for r in plan.put:  # sftp.put itself: Connection.put would stat every target
                     st = os.stat(src / r)
                     sftp.put(str(src / r), f"{root}/{r}", confirm=False)
                     sftp.utime(f"{root}/{r}", (st.st_atime, st.st_mtime))
@@ -235,155 +268,62 @@ class ParamikoNode:
         return treesync.upload(self, source, dest, extra, apply)
 
     def _sftp(self, steps, dest: str, put_bytes: int) -> None:
-        sftp = self._channel(paramiko.SFTPClient.from_transport)
-        try:
-            steps(sftp)
-        except OSError as e:
-            raise upload_failed(self, dest, str(e), put_bytes) from None
-        finally:
-            sftp.close()
+        """``steps(connection, sftp)`` with the connection's sftp session; a failing step
+        becomes the upload's error (a full disk, or what sftp said)."""
+        with self._sftp_lock:
+            conn = self.on_connection(_with_sftp)
+            try:
+                steps(conn, conn.sftp())
+            except OSError as e:
+                raise upload_failed(self, dest, str(e), put_bytes) from None
 
     def forward(self, remote_port: int, local_port: int | None = None) -> int:
         """Forward a local port to ``127.0.0.1:remote_port`` on the node; returns the local
-        port. Connections are carried by the node's Transport (reopened when it dropped)."""
+        port. Connections are carried by the node's connection (reopened when it dropped)."""
         fw = self._forwards.get(remote_port)
         if fw is not None and fw.alive and local_port in (None, fw.port):
             return fw.port
-        self.transport()  # connect now, so a login error shows here
-        fw = _Forward(self, remote_port, local_port or 0)
+        self.connection()  # connect now, so a login error shows here
+        fw = Forward(self, remote_port, local_port or 0)
         self._forwards[remote_port] = fw
         return fw.port
 
     def close(self) -> None:
-        """Close the Transport and every forward."""
+        """Close the connection and every forward."""
         for fw in self._forwards.values():
             fw.close()
         self._forwards.clear()
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def master_pid(self) -> int | None:
-        return None  # no ssh process: the connection lives in this one
+        """None: there is no ssh process, the connection lives in this one."""
+        return None
 
     def shell(self, command: str | None = None) -> int:
         """An interactive shell on the node (or one command), on this terminal; its exit code."""
-        chan = self._channel(lambda t: t.open_session(timeout=30))
-        tty = _isatty(sys.stdin)
-        if tty:
-            size = os.get_terminal_size(sys.stdin.fileno())
-            chan.get_pty(term=os.environ.get("TERM", "xterm"), width=size.columns,
-                         height=size.lines)
-        if command:
-            chan.exec_command(command)
-        else:
-            chan.invoke_shell()
-        if tty:
-            _interactive(chan)
-        else:
-            chan.shutdown_write()
-
-            def drain_stderr():
-                while data := chan.recv_stderr(65536):
-                    sys.stderr.write(data.decode(errors="replace"))
-
-            errs = threading.Thread(target=drain_stderr, daemon=True)
-            errs.start()
-            while data := chan.recv(65536):
-                sys.stdout.write(data.decode(errors="replace"))
-            errs.join()
-            sys.stdout.flush()
-        code = chan.recv_exit_status()
-        chan.close()
-        return code
-
-
-class _Forward:
-    """A listening socket on 127.0.0.1 whose connections go to a port on the node, each over
-    a ``direct-tcpip`` channel of the node's Transport."""
-
-    def __init__(self, node: ParamikoNode, remote_port: int, local_port: int):
-        self.node, self.remote_port = node, remote_port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", local_port))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.alive = True
-        threading.Thread(target=self._accept, daemon=True, name=f"rh-forward-{self.port}").start()
-
-    def _accept(self) -> None:
-        while True:
+        conn = self.connection()
+        if _isatty(sys.stdin):
+            # fabric gives the session a terminal of this one's size, follows its resizes and
+            # sends what is typed.
+            if command:
+                return conn.run(command, pty=True, warn=True, encoding="utf-8").exited
             try:
-                conn, peer = self.sock.accept()
-            except OSError:
-                self.alive = False
-                return
-            threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, peer) -> None:
-        try:
-            chan = self.node._channel(lambda t: t.open_channel(
-                "direct-tcpip", ("127.0.0.1", self.remote_port), peer, timeout=15))
-        except Exception:  # the node or its port is gone: the client sees a closed connection
-            conn.close()
-            return
-        _pipe(conn, chan)
-
-    def close(self) -> None:
-        self.alive = False
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
-        except OSError:
-            pass
-        self.sock.close()
+                return conn.shell(encoding="utf-8").exited
+            except UnexpectedExit as e:  # its docs promise warn=True, fabric 3.2 raises
+                return e.result.exited
+        # No terminal: the output streamed here, nothing on the command's input.
+        return conn.run(command or 'exec "${SHELL:-/bin/sh}" -l', warn=True,
+                        in_stream=io.StringIO(""), encoding="utf-8").exited
 
 
-def _pipe(conn: socket.socket, chan: paramiko.Channel) -> None:
-    try:
-        while True:
-            r, _, _ = select.select([conn, chan], [], [])
-            if conn in r:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                chan.sendall(data)
-            if chan in r:
-                data = chan.recv(65536)
-                if not data:
-                    break
-                conn.sendall(data)
-    except (OSError, EOFError):
-        pass
-    finally:
-        chan.close()
-        conn.close()
-
-
-def _interactive(chan: paramiko.Channel) -> None:
-    """Raw terminal in, channel out, until the remote side ends."""
-    import termios
-    import tty
-
-    fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd)
-        while True:
-            r, _, _ = select.select([chan, fd], [], [])
-            if chan in r:
-                data = chan.recv(65536)
-                if not data:
-                    break
-                os.write(sys.stdout.fileno(), data)
-            if fd in r:
-                data = os.read(fd, 1024)
-                if not data:
-                    break
-                chan.sendall(data)
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+def _with_sftp(conn: fabric.Connection) -> fabric.Connection:
+    """``conn``, with its sftp session open (a session the node ended counts as a drop)."""
+    if conn.sftp().get_channel().closed:
+        raise paramiko.SSHException("the sftp session was closed")
+    return conn
 
 
 def _isatty(stream) -> bool:

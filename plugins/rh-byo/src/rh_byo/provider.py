@@ -1,52 +1,28 @@
-"""The ``byo`` compute provider: bring-up over SSH, the server on the head node, code sync."""
+"""The ``byo`` compute provider: bring-up over SSH (probe, wheelhouse, virtualenv, Ray on
+several nodes), the server on the head node, and stopping it."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shlex
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rh_byo import wheelhouse
+from rh_byo import codesync, wheelhouse
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
+from rh_byo.errors import NO_SPACE, SSHError, disk_full_error
+from rh_byo.probe import probe
 from rh_byo.ray_nodes import RayNodes
-from rh_byo.ssh import NO_SPACE, SSHError, SSHNode, disk_full_error
+from rh_byo.ssh import SSHNode
 from rh_core.errors import ConfigError, ConnectionFailedError, PackageInstallError
 from rh_core.paths import rh_home
-from rh_core.plugin.interfaces import ComputeProvider, ConnectionInfo, ConnectionType, Endpoint
+from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.progress import Steps
 from rh_core.transport import tls, tokens
 
 NODE_HOME = "~/.rh"
 #: Connection types that reach the server through an SSH tunnel (it stays on the node's loopback).
 TUNNELS = ("ssh", "paramiko")
-SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
-                 ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.egg-info/"]
-
-PROBE = r"""
-command -v python3 >/dev/null 2>&1 || { echo "RH_NO_PYTHON"; exit 0; }
-echo "RH_HOME_DIR $HOME"
-command -v rsync >/dev/null 2>&1 && echo "RH_RSYNC yes"
-echo "RH_PYTHON $(python3 -c 'import sys; print(sys.version.split()[0])')"
-cat ~/.rh/venv/.rh-wheelhouse 2>/dev/null | sed 's/^/RH_WHEELHOUSE /'
-echo
-rec=~/.rh/clusters/{name}/server.json
-if [ -f "$rec" ]; then
-  echo "RH_RECORD $(cat "$rec")"
-  pid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$rec")
-  kill -0 "$pid" 2>/dev/null && echo "RH_ALIVE $pid"
-fi
-rp=~/.rh/clusters/{name}/ray.pid
-if [ -f "$rp" ]; then
-  sid=$(cat "$rp")
-  ps -s "$sid" -o args= 2>/dev/null | grep -q raylet && echo "RH_RAY $sid"
-fi
-true
-"""
 
 
 class BYOProvider(ComputeProvider):
@@ -64,6 +40,7 @@ class BYOProvider(ComputeProvider):
 
     @property
     def port(self) -> int:
+        """The server's port on the head node."""
         c = self.cluster
         if c.server_connection_type in TUNNELS:
             return c.server_port or 32300
@@ -97,6 +74,7 @@ class BYOProvider(ComputeProvider):
 
     @property
     def cluster_dir(self) -> str:
+        """The cluster's folder on each node (records, logs, Ray's session)."""
         return f"{NODE_HOME}/clusters/{self.cluster.short_name}"
 
     def _token(self) -> str:
@@ -104,24 +82,20 @@ class BYOProvider(ComputeProvider):
 
     def _probe(self, node: SSHNode | None = None) -> dict:
         node = node or self.node
-        out = node.run(PROBE.replace("{name}", self.cluster.short_name)).stdout
-        if "RH_NO_PYTHON" in out:
-            raise ConfigError(
-                f"no python3 on {node.target}: looked for `python3` on the login shell's "
-                f"PATH. Install Python 3 there (e.g. apt-get install python3).")
-        info: dict = {}
-        for line in out.splitlines():
-            key, _, value = line.partition(" ")
-            if key.startswith("RH_"):
-                info[key[3:].lower()] = value.strip()
-        node.remote_rsync = info.get("rsync") == "yes"  # else uploads go over sftp
+        info = probe(node, self.cluster.short_name)
         if node is self.node:
             self._home = info.get("home_dir")
-        if info.get("record"):
-            info["record"] = json.loads(info["record"])
         return info
 
+    def home_dir(self) -> str:
+        """The login folder of the head node (every node's copies live under its ~/.rh)."""
+        if self._home is None:
+            self._probe()
+        return self._home
+
     def endpoint(self) -> Endpoint | None:
+        """The running server's endpoint (None when it does not run or the node is out of
+        reach)."""
         try:
             info = self._probe()
         except SSHError:
@@ -139,7 +113,7 @@ class BYOProvider(ComputeProvider):
     def extras(self) -> str:
         return "server,ray" if self.multi else "server"
 
-    def _each(self, fn, nodes: list) -> list:
+    def each(self, fn, nodes: list) -> list:
         """``fn(node)`` for every node, side by side; the results in order."""
         if len(nodes) == 1:
             return [fn(nodes[0])]
@@ -147,11 +121,13 @@ class BYOProvider(ComputeProvider):
             return list(pool.map(fn, nodes))
 
     def up(self) -> Endpoint:
+        """Bring the cluster up: one probe per node; when the installed rh differs, the
+        wheelhouse shipped and installed; Ray on several nodes; the server started."""
         steps = Steps(self.cluster.short_name)
-        nodes = self._nodes("all")
+        nodes = self.ssh_nodes("all")
         more = f" and {len(nodes) - 1} more node(s)" if self.multi else ""
         with steps.step(f"connecting to {self.node.target}{more}"):
-            infos = self._each(self._probe, nodes)
+            infos = self.each(self._probe, nodes)
         info = infos[0]
         _, key = wheelhouse._source(self.extras)
         ray_up = not self.multi or all(i.get("ray") for i in infos)
@@ -179,9 +155,9 @@ class BYOProvider(ComputeProvider):
             node.rsync(f"{folder}/", f"{NODE_HOME}/wheelhouse/")
 
         with steps.step("shipping wheels" + (f" to {len(nodes)} nodes" if len(nodes) > 1 else "")):
-            self._each(ship, nodes)
+            self.each(ship, nodes)
         with steps.step("creating the virtualenv and installing the server"):
-            self._each(lambda node: self._install_venv(key, node), nodes)
+            self.each(lambda node: self._install_venv(key, node), nodes)
 
     def _install_venv(self, key: str, node: SSHNode | None = None) -> None:
         node = node or self.node
@@ -259,6 +235,8 @@ echo $!
                       f" || exit 0; sleep 0.1; done; kill -9 {pid} 2>/dev/null; true")
 
     def down(self) -> None:
+        """Stop the server (and Ray on every node), then close every node's SSH connection
+        (the OpenSSH master, or paramiko's)."""
         try:
             info = self._probe()
         except SSHError:
@@ -267,8 +245,8 @@ echo $!
             self._stop(int(info["alive"]))
         self.node.run(f"rm -f {self.cluster_dir}/server.json", check=False)
         if self.multi:
-            self._each(self.ray.stop, self._nodes("all"))
-        for node in self._nodes("all"):
+            self.each(self.ray.stop, self.ssh_nodes("all"))
+        for node in self.ssh_nodes("all"):
             node.close()
 
     def restart_server(self) -> Endpoint:
@@ -279,104 +257,19 @@ echo $!
         return self.up()
 
     def server_log(self) -> str:
+        """The server's own log on the head node."""
         return self.node.run(f"cat {self.cluster_dir}/server.log 2>/dev/null", check=False).stdout
 
     def nodes(self) -> list[str]:
+        """The nodes' addresses, head first."""
         return list(self.cluster.ips)
 
     def sync_code(self, local_root: str) -> str:
-        """rsync the code root to the node (incrementally, .gitignore respected); returns its
-        path there."""
-        root = Path(local_root)
-        if not root.is_dir():
-            return local_root
-        limit = self.cluster.sync_limit_mb * 1024 * 1024
-        size = _tree_size(root)
-        if size > limit:
-            raise ConfigError(
-                f"{root} holds {size / 2**20:.0f} MB to sync, above the cluster's limit of "
-                f"{self.cluster.sync_limit_mb} MB: add a .gitignore, or raise sync_limit_mb")
-        tag = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-        remote = f"code/{root.name}-{tag}"
-        if self._home is None:
-            self._probe()
-        extra = [f"--exclude={e}" for e in SYNC_EXCLUDES]
-        if (root / ".gitignore").exists():
-            extra.append("--filter=:- .gitignore")
+        """Copy the code root to every node (see :mod:`rh_byo.codesync`); its path there."""
+        return codesync.sync_code(self, local_root)
 
-        def sync(node: SSHNode) -> str:
-            node.run(f"mkdir -p {NODE_HOME}/{remote}")
-            return node.rsync(f"{root}/", f"{NODE_HOME}/{remote}/", extra)
-
-        nodes = self._nodes("all")  # every node: Ray tasks import the code there too
-        more = f" to {len(nodes)} nodes" if len(nodes) > 1 else ""
-        with Steps(self.cluster.short_name).step(f"syncing {root.name}{more}") as s:
-            stats = self._each(sync, nodes)[0]
-            sent = [ln for ln in stats.splitlines() if "files transferred" in ln]
-            s["note"] = f"{sent[0].split(':')[1].strip()} files sent" if sent else ""
-        return f"{self._home}/.rh/{remote}"
-
-    def run_setup(self, commands) -> list[tuple[int, str, str]]:
-        cmds = [commands] if isinstance(commands, str) else list(commands)
-        done_file = f"{self.cluster_dir}/setup.done"
-        self.node.run(f"mkdir -p {self.cluster_dir}; touch {done_file}")
-        done = set(self.node.run(f"cat {done_file}").stdout.split())
-        out = []
-        for c in cmds:
-            digest = hashlib.sha256(c.encode()).hexdigest()[:16]
-            if digest in done:
-                out.append((0, "", "(already run on this cluster)"))
-                continue
-            p = self.node.run(c, check=False)
-            out.append((p.returncode, p.stdout, p.stderr))
-            if p.returncode != 0:
-                raise ConfigError(f"setup command `{c}` failed on {self.node.target} "
-                                  f"(exit code {p.returncode}): {(p.stdout + p.stderr)[-2000:]}")
-            self.node.run(f"echo {digest} >> {done_file}")
-        return out
-
-    def run_python(self, lines, node=0) -> list[tuple[int, str, str]]:
-        code = lines if isinstance(lines, str) else "\n".join(lines)
-        out = []
-        for n in self._nodes(node):
-            p = n.run(f'P={NODE_HOME}/venv/bin/python; [ -x "$P" ] || P=python3; "$P" -',
-                      input=code, check=False)
-            out.append((p.returncode, p.stdout, p.stderr))
-        return out
-
-    def ssh(self, command: str | None = None) -> int:
-        if not isinstance(self.node, SSHNode):  # a paramiko node: its own terminal session
-            return self.node.shell(command)
-        args = ["ssh", "-t", *self.node.options(), self.node.target]
-        return subprocess.call(args + ([command] if command else []))
-
-    def notebook(self, port: int = 8888) -> str:
-        has = self.node.run(f"{NODE_HOME}/venv/bin/python -c 'import jupyterlab' 2>/dev/null "
-                            f"&& echo yes || echo no").stdout.strip()
-        if has != "yes":
-            raise ConfigError(
-                f"JupyterLab is not installed on {self.node.target}: install it into the "
-                f"cluster's Python first, e.g. cluster.run(['~/.rh/venv/bin/python -m pip "
-                f"install jupyterlab']) (or give an env with reqs=['jupyterlab'])")
-        token = tokens.new_grant_token()[4:24]
-        self.node.run(
-            f"setsid nohup {NODE_HOME}/venv/bin/python -m jupyterlab --no-browser "
-            f"--ip 127.0.0.1 --port {port} --IdentityProvider.token={token} "
-            f"> {self.cluster_dir}/notebook.log 2>&1 < /dev/null &")
-        local = self.node.forward(port)
-        return f"http://127.0.0.1:{local}/lab?token={token}"
-
-    def run(self, commands, node=0) -> list[tuple[int, str, str]]:
-        cmds = [commands] if isinstance(commands, str) else list(commands)
-
-        def on(n: SSHNode) -> list[tuple[int, str, str]]:
-            return [(p.returncode, p.stdout, p.stderr)
-                    for p in (n.run(c, check=False) for c in cmds)]
-
-        # Nodes side by side; the results node by node, in the order of ips.
-        return [r for per_node in self._each(on, self._nodes(node)) for r in per_node]
-
-    def _nodes(self, node) -> list[SSHNode]:
+    def ssh_nodes(self, node) -> list[SSHNode]:
+        """The nodes ``node`` names (an index, an address, or "all"), to run commands on."""
         ips = list(self.cluster.ips)
         if node == "all":
             chosen = ips
@@ -394,7 +287,8 @@ echo $!
             creds = self.cluster.login_creds()
             if self.cluster.server_connection_type == "paramiko" or any(
                     creds.get(k) for k in SECRET_KEYS):
-                # paramiko is loaded only for clusters that log in with it.
+                # fabric and paramiko (about 80 ms to import) load only for clusters that
+                # log in with them.
                 from rh_byo.paramiko_node import ParamikoNode
 
                 node = ParamikoNode(ip, creds)
@@ -403,36 +297,3 @@ echo $!
             self._node_cache[ip] = node
         return node
 
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    skip = {".git", "__pycache__", ".venv", "venv", ".tox", "node_modules"}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in skip]
-        for f in filenames:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
-
-
-class SSHConnection(ConnectionType):
-    """An SSH tunnel to the server's port on the node (the server stays on its loopback)."""
-
-    name = "ssh"
-
-    def open(self) -> ConnectionInfo:
-        provider = self.cluster.provider
-        if not isinstance(provider, BYOProvider):
-            raise ConfigError(f"the {self.name} connection type needs a cluster reached over "
-                              f"SSH (byo)")
-        local = provider.node.forward(self.endpoint.port)
-        return ConnectionInfo(f"http://127.0.0.1:{local}", verify=False)
-
-
-class ParamikoConnection(SSHConnection):
-    """The same tunnel, carried by paramiko instead of the OpenSSH client: for password
-    logins (``ssh_password``) and machines without an ssh client."""
-
-    name = "paramiko"

@@ -30,7 +30,7 @@ class RayNodes:
     def start(self, nodes: list[SSHNode]) -> None:
         """A Ray head on the head node and every other node joined to it; waits until all
         have joined. Ray runs detached, in a session of its own recorded in ray.pid."""
-        self.p._each(self.stop, nodes)
+        self.p.each(self.stop, nodes)
         ips, port = self.ips, self.p.cluster.ray_port
         self._start_one(nodes[0], ips[0], f"--head --port={port} --include-dashboard=false")
         self._wait_on_head(f"""
@@ -44,7 +44,7 @@ while time.monotonic() < deadline:
         time.sleep(0.1)
 sys.exit(1)
 """, "python3 -", "the Ray head did not start")
-        self.p._each(lambda i: self._start_one(nodes[i], ips[i], f"--address={self.address}"),
+        self.p.each(lambda i: self._start_one(nodes[i], ips[i], f"--address={self.address}"),
                      list(range(1, len(nodes))))
         self._wait_on_head(None, f"{NODE_HOME}/venv/bin/python -m rh_server.ray_map wait "
                                  f"{self.address} {len(nodes)} 120",
@@ -74,7 +74,7 @@ echo $! > {d}/ray.pid
             logs = "\n".join(
                 f"--- {n.target}: ray.log\n"
                 + n.run(f"tail -n 20 {self.p.cluster_dir}/ray.log", check=False).stdout
-                for n in self.p._nodes("all"))
+                for n in self.p.ssh_nodes("all"))
             raise ConnectionFailedError(f"{failure}:\n{proc.stdout[-1000:]}\n{logs}")
 
     def stop(self, node: SSHNode) -> None:

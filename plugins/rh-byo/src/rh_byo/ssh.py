@@ -17,47 +17,8 @@ import subprocess
 from pathlib import Path
 
 from rh_byo import treesync
-from rh_core.errors import ConnectionFailedError, RhError
+from rh_byo.errors import NO_SPACE, SSHError, checked, disk_full_error, passphrase_needed, upload_failed
 from rh_core.paths import rh_home
-
-NO_SPACE = "No space left on device"
-
-
-class SSHError(ConnectionFailedError):
-    """An SSH command could not run on the node (unreachable, auth refused, host key changed)."""
-
-
-class DiskFullError(RhError, OSError):
-    """The disk holding rh's folder (~/.rh) on a node is full."""
-
-
-def free_space(node) -> tuple[int, int] | None:
-    """``(free MB, size MB)`` of the disk holding ~/.rh on ``node`` (None when unknown)."""
-    try:
-        out = node.run('df -Pk "$HOME/.rh" 2>/dev/null || df -Pk "$HOME"', check=False,
-                       timeout=30).stdout
-        fields = out.strip().splitlines()[-1].split()
-        return int(fields[3]) // 1024, int(fields[1]) // 1024
-    except Exception:  # the message is still worth giving without the numbers
-        return None
-
-
-def disk_full_error(node, what: str) -> DiskFullError:
-    space = free_space(node)
-    free = f"free {space[0]} MB of {space[1]} MB" if space else "free space unknown"
-    return DiskFullError(
-        f"the disk holding ~/.rh on {node.target} is full: {what} failed with '{NO_SPACE}'; "
-        f"{free}. Free space there (old ~/.rh/code/* folders and ~/.rh/wheelhouse can go), or "
-        f"make ~/.rh a link to a larger disk, then retry.")
-
-
-def upload_failed(node, dest: str, text: str, put_bytes: int) -> RhError:
-    """The error for a failed sftp upload: a full disk (sftp servers report it only as
-    'Failure', so the free space decides), or the transfer's own message."""
-    space = None if NO_SPACE in text else free_space(node)
-    if NO_SPACE in text or (space is not None and space[0] * 2**20 < max(put_bytes, 2**20)):
-        return disk_full_error(node, f"copying to {dest}")
-    return SSHError(f"copying to {node.target}:{dest} over sftp failed: {text.strip()[-1500:]}")
 
 
 def key_has_passphrase(path: str) -> bool:
@@ -80,12 +41,6 @@ def key_has_passphrase(path: str) -> bool:
     return False
 
 
-def passphrase_needed(key: str) -> SSHError:
-    return SSHError(f"the key {key} is protected by a passphrase: give it as "
-                    f"ssh_creds['ssh_private_key_passphrase'] (kept in memory, saved only to the "
-                    f"keyring), or add the key to ssh-agent")
-
-
 def sftp_quote(path: str) -> str:
     """A path as sftp's batch parser reads it: double quotes, with \\ and \" escaped."""
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -97,6 +52,7 @@ def remote_path(dest: str) -> str:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -261,6 +217,7 @@ class SSHNode:
                        capture_output=True, timeout=30)
 
     def master_pid(self) -> int | None:
+        """The PID of the master connection's ``ssh`` process (None when none runs)."""
         proc = subprocess.run(["ssh", *self.options(), "-O", "check", self.target],
                               capture_output=True, text=True, timeout=30)
         text = proc.stderr + proc.stdout
@@ -268,15 +225,3 @@ class SSHNode:
             return int(text.split("pid=")[1].split(")")[0])
         return None
 
-
-def checked(node, command: str, proc: subprocess.CompletedProcess,
-            check: bool) -> subprocess.CompletedProcess:
-    """``proc`` when it succeeded (or ``check`` is off), else the error to show: a full disk,
-    or the command's exit code and output."""
-    if check and proc.returncode != 0:
-        out = (proc.stdout + proc.stderr).strip()
-        if NO_SPACE in out:
-            raise disk_full_error(node, f"`{command.strip()[:100]}`")
-        raise SSHError(f"on {node.target}: `{command[:200]}` exited with {proc.returncode}: "
-                       f"{out[-2000:]}")
-    return proc

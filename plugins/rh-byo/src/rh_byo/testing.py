@@ -44,15 +44,49 @@ class Sshd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def missing() -> str | None:
-    """What is missing to run a private sshd here, or None."""
+#: The programs the tests and benchmarks run for real, with where each is looked for (a path,
+#: or a name on PATH) and the Debian package that brings it.
+TOOLS = {
+    "sshd": ("/usr/sbin/sshd", "openssh-server"),
+    "ssh": ("ssh", "openssh-client"),
+    "ssh-keygen": ("ssh-keygen", "openssh-client"),
+    "sftp": ("sftp", "openssh-client"),
+    "rsync": ("rsync", "rsync"),
+    "ps": ("ps", "procps"),
+    "ip": ("ip", "iproute2"),
+    "hostname": ("hostname", "hostname"),
+}
+#: What a private sshd and the nodes reached through it need.
+SSHD_TOOLS = ("sshd", "ssh", "ssh-keygen", "sftp", "rsync", "ps")
+
+
+def missing_tools(*names: str) -> list[str]:
+    """Those of the programs ``names`` (keys of :data:`TOOLS`) that are not installed here."""
+    gone = []
+    for name in names:
+        where, _ = TOOLS[name]
+        if not (Path(where).exists() if where.startswith("/") else shutil.which(where)):
+            gone.append(name)
+    return gone
+
+
+def lacking(*names: str) -> str | None:
+    """What stops running ``names`` (keys of :data:`TOOLS`) here, said so that it can be fixed:
+    the programs missing and the apt-get command that installs them; or that this needs root.
+    None when nothing is missing."""
     if os.geteuid() != 0:
-        return "root"
-    if not Path("/usr/sbin/sshd").exists():
-        return "openssh-server"
-    if shutil.which("rsync") is None:
-        return "rsync"
-    return None
+        return "root (to run sshd and add test users): run the tests as root"
+    gone = missing_tools(*names)
+    if not gone:
+        return None
+    packages = sorted({TOOLS[n][1] for n in gone})
+    return (f"{', '.join(f'`{n}` (package {TOOLS[n][1]})' for n in gone)}: install "
+            f"{'it' if len(gone) == 1 else 'them'} with `apt-get install -y {' '.join(packages)}`")
+
+
+def missing() -> str | None:
+    """What is missing to run a private sshd here (see :func:`lacking`), or None."""
+    return lacking(*SSHD_TOOLS)
 
 
 def _free_port() -> int:

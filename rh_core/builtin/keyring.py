@@ -16,8 +16,7 @@ class KeyringBackend(SecretBackend):
     name = "keyring"
 
     def _keyring(self):
-        # keyring is an optional extra and slow to import: loaded when a secret is first used.
-        try:
+        try:  # keyring is an optional extra and slow to import: loaded when a secret is used
             import keyring
         except ImportError:
             raise ConfigError(

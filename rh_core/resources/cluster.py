@@ -87,6 +87,7 @@ class Cluster(Resource):
         return self
 
     def up(self) -> Cluster:
+        """Bring the cluster and its server up (the same as :meth:`up_if_not`)."""
         return self.up_if_not()
 
     def is_up(self) -> bool:
@@ -200,6 +201,7 @@ class Cluster(Resource):
         self.provider.down()
 
     def teardown(self) -> None:
+        """The same as :meth:`down`."""
         self.down()
 
     def save(self, name: str | None = None) -> Cluster:

@@ -28,6 +28,17 @@ def test_bring_up_from_a_bare_node_and_call(node, sshd, capfd):
     assert int(owner) == __import__("pwd").getpwnam(sshd["user"]).pw_uid  # runs as that user
 
 
+def test_the_owner_token_reaches_the_node_server_on_stdin_only(node):
+    """Not on the server's command line nor in its environment: both are readable in /proc."""
+    rh.function(userfns.add).to(node)
+    token = node.client().http.headers["authorization"].split()[1].encode()
+    pid = node.client().health()["pid"]
+    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+    assert b"--token-stdin" in cmdline and token not in cmdline
+    assert token not in open(f"/proc/{pid}/environ", "rb").read()
+    assert rh.function(userfns.add).to(node)(2, 3) == 5  # and the server knows it
+
+
 def test_second_to_finds_everything_ready(node):
     rh.function(userfns.add).to(node)
     server_pid = node.client().health()["pid"]

@@ -202,15 +202,19 @@ mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
                 self.node.rsync(str(key), f"{d}/tls/key.pem", [])
                 tls_args = f" --certfile {d}/tls/cert.pem --keyfile {d}/tls/key.pem"
         ray = f"\nexport RH_RAY_ADDRESS={self.ray.address}" if self.multi else ""
+        limit = f" --max-body-mb {int(self.cluster.max_body_mb)}" if self.cluster.max_body_mb else ""
+        # The owner token goes to the server on its standard input: an unexported shell variable
+        # and a here-document, never the server's command line or environment.
         script = f"""
 set -e
 mkdir -p {d}
 rm -f {d}/server.json
-read -r RH_SERVER_TOKEN
-export RH_SERVER_TOKEN{ray}
+read -r rh_token{ray}
 setsid nohup {NODE_HOME}/venv/bin/python -m rh_server --host {host} --port {self.port} \
-    --name {shlex.quote(name)} --home {NODE_HOME} --record {d}/server.json \
-    --log-file {d}/server.log{den}{tls_args} > {d}/server.out 2>&1 < /dev/null &
+    --name {shlex.quote(name)} --home {NODE_HOME} --record {d}/server.json --token-stdin \
+    --log-file {d}/server.log{den}{tls_args}{limit} > {d}/server.out 2>&1 <<RH_TOKEN &
+$rh_token
+RH_TOKEN
 echo $!
 """
         script = script.replace(NODE_HOME, "$HOME/.rh")

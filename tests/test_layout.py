@@ -135,11 +135,13 @@ def _function_imports(path: Path):
 
 
 def _import_block(lines: list[str], i: int) -> list[str]:
-    """The line ``i`` and the imports, comments and blank lines right above it."""
+    """The line ``i``, the imports, comments and blank lines right above it, and the line that
+    opens them (``try:  # why``)."""
     start = i
     while start > 0:
         above = lines[start - 1].strip()
         if above and not above.startswith(("import ", "from ", "#")):
+            start -= 1
             break
         start -= 1
         if above.startswith("#"):

@@ -117,7 +117,9 @@ class RemoteCallable:
 
     def _async(self, args, kwargs, run_key, enqueue) -> RunHandle:
         cluster, name, method, _ = self._target()
-        key = run_key or f"{name}@{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        key = run_key
+        if key is None:
+            key = f"{name}@{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         cluster.client().call_async(name, method, args, kwargs, run_key=key, enqueue=enqueue)
         return RunHandle(key, cluster.config())
 

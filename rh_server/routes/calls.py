@@ -80,9 +80,14 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
         return answer(kind, got, ser, pickled)
 
     if flag(request, "rh_async"):
-        key = q.get("rh_run_key") or new_run_key(name)
-        if not RUN_KEY.match(key) or dispatch.runs.get(key) is not None:
-            raise bad_request(f"bad or reused run key {key!r:.80}")
+        key = q.get("rh_run_key", "")
+        if "rh_run_key" not in q:
+            key = new_run_key(name)
+        elif not RUN_KEY.match(key):
+            raise bad_request(f"bad run key {key!r:.80}: use 1-200 letters, digits and _.@:-")
+        elif dispatch.runs.get(key) is not None:
+            raise bad_request(f"run key {key!r:.80} is in use on this cluster: pick another, or "
+                              f"delete that run first")
         run = dispatch.runs.add(Run(key, name, method, ser))
         header["logs"] = True
         dispatch.spawn(dispatch.run_to_store(run, res, header, body, enqueue, pickled))

@@ -67,9 +67,10 @@ def caddyfile(setting: dict, upstream_port: int, admin_port: int, storage: Path)
     if tls_line:
         lines.append(tls_line)
     lines += [
-        f"\treverse_proxy 127.0.0.1:{upstream_port} {{",
-        "\t\tflush_interval -1",  # stream logs and generator items as they come
-        "\t}",
+        # Streams (logs, generator items) have no Content-Length, which Caddy flushes as they
+        # come without being told; `flush_interval -1` would also do it, but Caddy 2.6 then at
+        # times drops a plain response's body under load ("use of closed network connection").
+        f"\treverse_proxy 127.0.0.1:{upstream_port}",
         "}",
         "",
     ]

@@ -13,6 +13,7 @@ from rh_core.errors import (  # noqa: E402
     ConnectionFailedError,
     NameClashError,
     PackageInstallError,
+    RemoteAttributeError,
     RemoteException,
     RemoteFunctionNotFound,
     ResourceNotFoundError,
@@ -43,7 +44,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "Module",
-    "NameClashError", "Package", "PackageInstallError", "RemoteException",
+    "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
     "RunNotFoundError", "SerializationError", "ServerError", "UnknownPluginItemError",
     "WorkerCrashedError", "cluster", "current_folder", "env", "exists", "function", "get",

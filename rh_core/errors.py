@@ -43,6 +43,10 @@ class RemoteFunctionNotFound(ServerError, LookupError):
     """The server has no function, module or method under that name."""
 
 
+class RemoteAttributeError(RemoteFunctionNotFound, AttributeError):
+    """The object on the cluster has no such attribute (or it is private, or a method)."""
+
+
 class NameClashError(ServerError):
     """Another function or class is already served under that name."""
 

@@ -173,6 +173,31 @@ class Served:
         (self.store / f"{name}.json").unlink(missing_ok=True)
         return True
 
+    async def rename(self, old: str, new: str) -> dict:
+        """Serve the class ``old`` under ``new`` instead. Its instances are the same objects in
+        the workers; their saved specs now name ``new``, so they come back after a restart."""
+        res = self.lookup(old)
+        if res["kind"] != "class":
+            raise bad_request(f"{old!r} is a {res['kind']}: only a served class can be renamed")
+        if new in self.resources:
+            raise HTTPProblem(409, "clash", f"{new!r} is already served on this cluster; pick "
+                              f"another name, or delete it first")
+        try:
+            spec = json.loads((self.store / f"{old}.json").read_text())
+        except (OSError, ValueError):
+            raise HTTPProblem(409, "clash", f"the spec of {old!r} is not on this server; "
+                              f"serve it again with .to()") from None
+        answer = await self.put({**spec, "name": new, "replace": False})
+        for path in sorted(self.store.glob("*.json")):
+            inst = json.loads(path.read_text())
+            if inst.get("kind") == "instance" and inst.get("of") == old:
+                inst["of"] = new
+                write_private(path, json.dumps(inst))
+                if inst["name"] in self.resources:
+                    self.resources[inst["name"]]["identity"] = identity(inst)
+        await self.delete(old)
+        return {**answer, "renamed_from": old}
+
     async def restore(self) -> None:
         """Serve again what was put before the last restart (instances get a fresh __init__)."""
         try:

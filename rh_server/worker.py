@@ -169,13 +169,15 @@ class Worker:
             if method != "call":
                 raise NotFound(f"function {name!r} has only the method 'call', not {method!r}")
             return obj
+        if method in ACCESSORS:
+            return ACCESSORS[method](name, obj)
         if kind == "class":
-            raise NotFound(f"{name!r} is a class: create an instance first (RemoteClass(...))")
-        if method.startswith("_") or not hasattr(obj, method):
-            raise NotFound(
-                f"{name!r} ({type(obj).__name__}) has no public method or attribute {method!r}"
-            )
-        return getattr(obj, method)
+            raw = inspect.getattr_static(obj, method, None)
+            if isinstance(raw, (staticmethod, classmethod)) and not method.startswith("__"):
+                return getattr(obj, method)
+            raise NotFound(f"{name!r} is a class: create an instance first (RemoteClass(...)); "
+                           f"only its classmethods and staticmethods are callable on it")
+        return _member(name, obj, method)
 
     def _run(self, kind, rid, parts) -> None:
         header = json.loads(parts[0])
@@ -321,6 +323,40 @@ class Worker:
         payload = wire.error_payload(exc, kind, text)
         pickled = wire.pickled_exception(exc) if kind == "user" else None
         self.conn.send(P.ERROR, rid, [P.jpart(payload)] + ([pickled] if pickled else []))
+
+
+def _member(name: str, obj, attr: str):
+    """A public member of a served instance, or a private (``_x``) attribute that is not
+    callable; never a dunder, never a private method."""
+    private = attr.startswith("_")
+    if attr.startswith("__") or not hasattr(obj, attr) or (
+            private and callable(getattr(obj, attr))):
+        what = "attribute" if private else "method or attribute"
+        raise _kind(NotFound(f"{name!r} ({type(obj).__name__}) has no public {what} {attr!r}"),
+                    "not_found")
+    return getattr(obj, attr)
+
+
+def _getattr(name: str, obj):
+    def fetch(attr: str):
+        value = _member(name, obj, attr)
+        if callable(value):
+            raise TypeError(f"{name}.{attr} is a method: call it instead of fetching it")
+        return value
+    return fetch
+
+
+def _setattr(name: str, obj):
+    def assign(attr: str, value) -> None:
+        if not isinstance(attr, str) or not attr.isidentifier() or attr.startswith("__"):
+            raise ValueError(f"cannot set {attr!r} on {name!r}: give an attribute name")
+        setattr(obj, attr, value)
+    return assign
+
+
+#: Methods every served instance (and class) answers besides its own, under names no Python
+#: method can have: reading and setting an attribute by name.
+ACCESSORS = {"rh.getattr": _getattr, "rh.setattr": _setattr}
 
 
 def _exit_with_parent(parent: int) -> None:

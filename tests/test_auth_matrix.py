@@ -41,6 +41,7 @@ RULES = {
     ("GET", "/status"): ("read", "*"),
     ("PUT", "/{name}"): ("write", "name"),
     ("DELETE", "/{name}"): ("write", "name"),
+    ("PATCH", "/{name}"): ("write", "name"),  # a rename: write on the old and the new name
     ("GET", "/openapi.json"): ("read", "*"),
 }
 
@@ -120,7 +121,7 @@ def _request(c, method: str, path: str, caller: str):
     check) where ``check()`` says whether the target is still as it was."""
     owner = c.client().http.headers["authorization"].split()[1]
     n = next(_fresh)
-    this, body, headers = "add", {}, {}
+    this, body, headers = ["add"], {}, {}
     still = lambda: True  # noqa: E731
     if path == "/{name}/{method}":
         url = "/add/call"
@@ -138,15 +139,20 @@ def _request(c, method: str, path: str, caller: str):
         url = path.replace("{key}", handle.run_key)
         still = lambda: handle.run_key in c.client().get_json("/keys")["runs"]  # noqa: E731
     elif path == "/{name}":
-        this = f"target_{n}"
-        url = f"/{this}"
+        target = f"target_{n}"
+        this, url = [target], f"/{target}"
         if method == "PUT":
             body = {"json": {"kind": "function", "pointer": {
                 "module": "userfns", "qualname": "add", "root": str(Path(userfns.__file__).parent)}}}
-            still = lambda: this not in c.keys()  # noqa: E731
+            still = lambda: target not in c.keys()  # noqa: E731
+        elif method == "PATCH":
+            rh.module(userfns.Counter).to(c, name=target)
+            this = [target, f"renamed_{n}"]
+            body = {"json": {"rename": f"renamed_{n}"}}
+            still = lambda: target in c.keys() and f"renamed_{n}" not in c.keys()  # noqa: E731
         else:
-            rh.function(userfns.add).to(c, name=this)
-            still = lambda: this in c.keys()  # noqa: E731
+            rh.function(userfns.add).to(c, name=target)
+            still = lambda: target in c.keys()  # noqa: E731
     elif path == "/auth/tokens/{who}":
         c.grant(f"victim_{n}", "read", ["add"])
         url = f"/auth/tokens/victim_{n}"
@@ -164,8 +170,8 @@ def _request(c, method: str, path: str, caller: str):
         headers["Authorization"] = "Bearer rht_this-token-was-never-made-here"
     elif caller != "none":
         level, on = CALLERS[caller]
-        name = {"*": "*", "this": this, "other": "concat"}[on]
-        headers["Authorization"] = f"Bearer {c.grant(f'u{n}', level, [name])}"
+        names = {"*": ["*"], "this": this, "other": ["concat"]}[on]
+        headers["Authorization"] = f"Bearer {c.grant(f'u{n}', level, names)}"
     with httpx.Client(base_url=c.client().info.base_url, timeout=30) as http:
         return http.request(method, url, headers=headers, **body), still
 

@@ -91,16 +91,21 @@ class RemoteCallable:
     def _target(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(self, *args, stream_logs: bool | None = None, **kwargs):
+    def __call__(self, *args, stream_logs: bool | None = None, run_async: bool | None = None,
+                 **kwargs):
+        """Call it on the cluster. ``stream_logs`` prints the remote output live;
+        ``run_async=True`` returns an awaitable (``False``: the value, for an async function)."""
         cluster, name, method, kind = self._target()
         client = cluster.client()
         logs = self._stream_logs if stream_logs is None else stream_logs
-        if kind == "gen":
-            return client.call(name, method, args, kwargs, generator=True)
-        if kind == "async":
-            return asyncio.to_thread(client.call, name, method, args, kwargs, stream_logs=logs)
-        if kind == "asyncgen":
-            return _aiter(client.call(name, method, args, kwargs, generator=True))
+        # An async function gives an awaitable and a sync one the value, unless run_async says
+        # otherwise (Runhouse's flag): the same call either way.
+        wait = kind in ("async", "asyncgen") if run_async is None else bool(run_async)
+        if kind in ("gen", "asyncgen"):
+            items = client.call(name, method, args, kwargs, generator=True)
+            return _aiter(items) if wait else items
+        if wait:
+            return run_async_call(client.call, name, method, args, kwargs, stream_logs=logs)
         return client.call(name, method, args, kwargs, stream_logs=logs)
 
     @property
@@ -136,6 +141,11 @@ class RemoteCallable:
         """Like :meth:`map`, each input a tuple of positional arguments."""
         cluster, name, method, _ = self._target()
         return cluster.client().map(name, method, map_items((arg_tuples,), kwargs, star=True))
+
+
+def run_async_call(fn, *args, **kwargs):
+    """An awaitable of ``fn(*args, **kwargs)`` run in a thread (the client is synchronous)."""
+    return asyncio.to_thread(fn, *args, **kwargs)
 
 
 async def _aiter(gen):

@@ -57,3 +57,11 @@ def method_kinds(cls: type) -> dict[str, str]:
             continue
         out[name] = call_kind(raw)
     return out
+
+
+def static_methods(cls: type) -> list[str]:
+    """Public classmethods and staticmethods of a class: callable on the served class itself."""
+    return sorted(
+        name for name in dir(cls)
+        if not name.startswith("_")
+        and isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod)))

@@ -242,6 +242,11 @@ class Client:
     def list_tokens(self) -> list[dict]:
         return self.get_json("/auth/tokens")["tokens"]
 
+    def rename(self, name: str, new: str) -> dict:
+        resp = self.request("PATCH", f"/{name}", content=json.dumps({"rename": new}),
+                            headers={"Content-Type": wire.JSON_CT})
+        return self.check(resp).json()
+
     def revoke_token(self, who: str) -> list[str]:
         return self.check(self.request("DELETE", f"/auth/tokens/{who}")).json()["revoked"]
 

@@ -22,6 +22,9 @@ from rh_server.runs import RUN_KEY, Run, new_run_key
 from rh_server.served import Served
 from rh_server.web import HTTPProblem, JSONRoute, Limits, answer, bad_request, flag, guarded, read_body
 
+#: Methods every served instance answers that need write access (see rh_server.worker).
+WRITE_METHODS = frozenset({"rh.setattr"})
+
 
 def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limits):
     """The guarded endpoint of every call (also what the app's fast path runs)."""
@@ -31,7 +34,9 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
         if request.method == "HEAD":  # Starlette routes HEAD to GET handlers; a call is not safe
             raise HTTPProblem(405, "bad_request", "call with GET or POST",
                               headers={"Allow": "GET, POST"})
-        caller = auth.check(request, name, AccessLevel.READ)
+        # Setting an attribute by name changes any state of the object: write access.
+        caller = auth.check(request, name, AccessLevel.WRITE if method in WRITE_METHODS
+                            else AccessLevel.READ)
         if not served.restored.is_set():
             await served.restored.wait()
         res = served.lookup(name)

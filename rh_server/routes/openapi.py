@@ -105,6 +105,13 @@ def openapi_document(version: str) -> dict:
                                       "422": _err("the code failed to load"), **errors}},
                 "delete": {"summary": "stop serving a name (write)", "parameters": [name],
                            "responses": {"200": {"description": "deleted"}, **errors}},
+                "patch": {"summary": "rename a served class (write on both names)",
+                          "parameters": [name],
+                          "requestBody": {"content": {"application/json": {"schema": {
+                              "type": "object", "required": ["rename"],
+                              "properties": {"rename": {"type": "string"}}}}}},
+                          "responses": {"200": {"description": "renamed"},
+                                        "409": _err("the new name is taken"), **errors}},
             },
             "/{name}/{method}": {
                 "get": {"summary": "call with query parameters as keyword arguments (JSON values)",

@@ -39,6 +39,21 @@ def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[J
             served.lookup(name)  # 404, listing what is served
         return JSONResponse({"deleted": name})
 
+    async def patch(request: Request):
+        """Change what is served under the name: ``{"rename": NEW}`` serves a class under NEW
+        instead (its instances keep working)."""
+        name = check_name(request.path_params["name"])
+        auth.check(request, name, AccessLevel.WRITE)
+        try:
+            change = json.loads(await read_body(request, 1))
+            new = change["rename"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            raise bad_request("give {'rename': NEW_NAME}") from None
+        check_name(new)
+        auth.check(request, new, AccessLevel.WRITE)
+        await served.restored.wait()
+        return JSONResponse(await served.rename(name, new))
+
     async def keys(request: Request):
         auth.check(request, "*", AccessLevel.READ)
         await served.restored.wait()  # after a restart, the names come back before they are listed
@@ -54,4 +69,5 @@ def routes(auth: Auth, served: Served, runs: RunStore, limits: Limits) -> list[J
         JSONRoute("/status", guarded(status), methods=["GET"]),
         JSONRoute("/{name}", guarded(put), methods=["PUT"]),
         JSONRoute("/{name}", guarded(delete), methods=["DELETE"]),
+        JSONRoute("/{name}", guarded(patch), methods=["PATCH"]),
     ]

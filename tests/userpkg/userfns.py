@@ -232,3 +232,32 @@ def make_vectors(n):
 
 def count_rows(vectors):
     return len(vectors.rows)
+
+
+class Box:
+    """A class with private state, and class-level helpers callable without an instance."""
+
+    unit = "cm"
+
+    def __init__(self, size=1):
+        self.size = size
+        self._secret = "inside"
+
+    def volume(self):
+        return self.size ** 3
+
+    def _hidden(self):
+        return "not reachable"
+
+    @classmethod
+    def cube_unit(cls, n):
+        return f"{n}{cls.unit}^3"
+
+    @staticmethod
+    def area(w, h):
+        return w * h
+
+
+async def async_double(x):
+    await asyncio.sleep(0)
+    return 2 * x

@@ -60,7 +60,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) ->
         table.add_column(col)
     for i in infos:
         table.add_row(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks))
-    console.print(table)
+    _show(table)
 
 
 @app.command()
@@ -108,6 +108,24 @@ def logs(name: str = typer.Argument("local"),
         typer.echo(_cluster(name).client().server_log(access=True), nl=False)
         return
     typer.echo(_cluster(name).logs(), nl=False)
+
+
+@app.command()
+@friendly
+def runs(name: str = typer.Argument("local", help="cluster name"),
+         as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Runs kept on a cluster, calls running now and the last ones that ended."""
+    listed = _cluster(name).runs()
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    table = Table(title=f"runs on {name}")
+    for col in ("run key", "name", "kind", "status", "started", "seconds"):
+        table.add_column(col)
+    for r in listed:
+        table.add_row(r["run_key"], f"{r['name']}.{r['method']}", r.get("kind", "run"),
+                      r["status"], _when(r["created"]), f"{r.get('duration', 0):.3f}")
+    _show(table)
 
 
 @app.command()
@@ -172,7 +190,12 @@ def token_list(cluster: str = typer.Option("local", "--cluster", "-c"),
         if t.get("expired"):
             expires += " (expired)"
         table.add_row(t["id"], t["user"], grants, _when(t["created"]), expires)
-    console.print(table)
+    _show(table)
+
+
+def _show(table: Table) -> None:
+    """A table; piped to another program, it is not wrapped to 80 columns."""
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 def _when(epoch: float) -> str:

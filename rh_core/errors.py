@@ -63,6 +63,18 @@ class RunNotFoundError(ServerError, LookupError):
     """A run key names no result on the cluster (never made, deleted, or the server restarted)."""
 
 
+class RunCancelledError(ServerError):
+    """The run (or call) was cancelled: ``handle.cancel()``, a timeout, or its caller went away."""
+
+
+class RunTimeoutError(RhError, TimeoutError):
+    """A call or a wait for a run took longer than its ``timeout``; the message names the run."""
+
+    def __init__(self, message: str, run_key: str | None = None):
+        self.run_key = run_key
+        super().__init__(message)
+
+
 class PackageInstallError(RhError):
     """Installing an env's package failed; the message carries the installer's output."""
 

@@ -77,7 +77,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     # Order matters where paths overlap: /runs/{key} and /auth/tokens before /{name}/{method}.
     routes = [
         *admin_routes.routes(auth, ctx),
-        *run_routes.routes(auth, runs),
+        *run_routes.routes(auth, runs, dispatch.active),
         *call_routes.routes(call),
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),

@@ -5,7 +5,8 @@ answers a run key at once; ``rh_stream=1`` streams logs (and generator items) wh
 ``rh_enqueue=1`` runs the call after every earlier enqueued call of the same name; ``rh_map=1``
 takes a multi-part body of pickled chunks and spreads them over the env's workers.
 
-The :class:`Dispatcher` owns what calls share beyond one request: the order of enqueued calls
+The :class:`Dispatcher` owns what calls share beyond one request: the calls running now
+(:class:`~rh_server.active.ActiveCalls`, which a cancel reaches), the order of enqueued calls
 and the background tasks of async runs. It reads the served names' pools
 (:class:`~rh_server.served.Served`) and the run store (:class:`~rh_server.runs.RunStore`).
 """
@@ -19,7 +20,8 @@ from typing import AsyncIterator
 
 from rh_core.transport import wire
 from rh_server import protocol as P
-from rh_server.pool import WorkerDied
+from rh_server.active import Active, ActiveCalls
+from rh_server.pool import CallCancelled, WorkerDied
 from rh_server.runs import Run, RunStore
 from rh_server.served import Served
 from rh_server.web import HTTPProblem, error_body, error_from_parts
@@ -34,6 +36,7 @@ class Dispatcher:
         #: name -> the future of the last enqueued call of that name (``rh_enqueue``).
         self.tails: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
+        self.active = ActiveCalls()
 
     def spawn(self, coro) -> asyncio.Task:
         """Run ``coro`` in the background, keeping a reference until it is done."""
@@ -70,26 +73,31 @@ class Dispatcher:
         pool = await self.served.ready_pool(res)
         return pool.pick(res["name"]), [P.jpart(header), body, b"", *refs]
 
-    async def collect(self, res: dict, header: dict, body) -> tuple[bytes, list]:
+    async def collect(self, res: dict, header: dict, body, active: Active
+                      ) -> tuple[bytes, list]:
         """Run a call to its end (the hot path): the final ``(kind, parts)``; errors as ERROR."""
         try:
             worker, parts = await self._prepare(res, header, body)
-            return await worker.ask(P.CALL, parts)
+            return await worker.ask(P.CALL, parts, active.targets)
         except HTTPProblem as e:
             return _error(e.kind, "rh_core.errors.ServerError", e.message)
         except WorkerDied as e:
             return self._crashed(res, e)
+        except CallCancelled as e:
+            return _cancelled(active, e)
 
-    async def execute(self, res: dict, header: dict, body) -> AsyncIterator:
+    async def execute(self, res: dict, header: dict, body, active: Active) -> AsyncIterator:
         """Yield every ``(kind, parts)`` answer of the worker for one call (logs, items, result)."""
         try:
             worker, parts = await self._prepare(res, header, body)
-            async for kind, got in worker.request(P.CALL, parts):
+            async for kind, got in worker.request(P.CALL, parts, active.targets):
                 yield kind, got
         except HTTPProblem as e:
             yield _error(e.kind, "rh_core.errors.ServerError", e.message)
         except WorkerDied as e:
             yield self._crashed(res, e)
+        except CallCancelled as e:
+            yield _cancelled(active, e)
 
     async def _restart(self, res: dict) -> None:
         try:
@@ -112,9 +120,9 @@ class Dispatcher:
                 del self.tails[name]
 
     async def run_to_store(self, run: Run, res, header, body, enqueue: bool,
-                               authenticated: bool) -> None:
+                           authenticated: bool, active: Active) -> None:
         async def go():
-            async for kind, got in self.execute(res, header, body):
+            async for kind, got in self.execute(res, header, body, active):
                 if kind == P.LOG:
                     await run.add_log(json.loads(bytes(got[0])))
                 elif kind == P.RESULT:
@@ -122,9 +130,15 @@ class Dispatcher:
                 elif kind == P.ERROR:
                     await run.finish(None, error_from_parts(got, authenticated))
 
-        await (self.in_order(res["name"], go) if enqueue else go())
+        try:
+            await (self.in_order(res["name"], go) if enqueue else go())
+        except asyncio.CancelledError:  # cancelled before it started (enqueued, waiting)
+            if not run.done.is_set():
+                await run.finish(None, error_from_parts(_cancelled(active)[1], False))
+        finally:
+            self.active.end(active, run.status)
 
-    async def run_map(self, res: dict, header: dict, body) -> tuple[bytes, list]:
+    async def run_map(self, res: dict, header: dict, body, active: Active) -> tuple[bytes, list]:
         """Spread pickled chunks over the env's workers; answer their results in input order."""
         try:
             chunks = wire.unpack_parts(body)
@@ -137,19 +151,26 @@ class Dispatcher:
             # A cluster of several nodes: one worker drives Ray tasks over every node's CPUs.
             h = dict(header, offsets=offsets, ray={"env": res["env"]})
             try:
-                return await pool.pick(res["name"]).ask(P.MAP, [P.jpart(h), body, b"", *refs])
+                return await pool.pick(res["name"]).ask(P.MAP, [P.jpart(h), body, b"", *refs],
+                                                        active.targets)
             except WorkerDied as e:
                 return self._crashed(res, e)
+            except CallCancelled as e:
+                return _cancelled(active, e)
         limit = asyncio.Semaphore(max(1, pool.slots()))
 
         async def one(i, chunk):
             async with limit:
                 h = dict(header, offset=offsets[i] if i < len(offsets) else 0)
                 worker = pool.pick(res["name"])
+                if active.cancelled:
+                    return _cancelled(active)
                 try:
-                    return await worker.ask(P.MAP, [P.jpart(h), chunk, b"", *refs])
+                    return await worker.ask(P.MAP, [P.jpart(h), chunk, b"", *refs], active.targets)
                 except WorkerDied as e:
                     return self._crashed(res, e)
+                except CallCancelled as e:
+                    return _cancelled(active, e)
 
         answers = await asyncio.gather(*(one(i, c) for i, c in enumerate(chunks)))
         for kind, got in answers:
@@ -157,13 +178,18 @@ class Dispatcher:
                 return kind, got
         return P.RESULT, wire.pack_parts([b"".join(got) for _, got in answers])
 
-    async def stream_frames(self, res, header, body, authenticated: bool, enqueue: bool):
-        """Bytes of a streaming response: frames for pickle callers, NDJSON for JSON callers."""
+    async def stream_frames(self, res, header, body, authenticated: bool, enqueue: bool,
+                            active: Active):
+        """Bytes of a streaming response: frames for pickle callers, NDJSON for JSON callers.
+        A caller that goes away cancels the call (the response stops, and with it the pump)."""
         queue: asyncio.Queue = asyncio.Queue()
+        status = ["running"]
 
         async def pump():
             try:
-                async for item in self.execute(res, header, body):
+                async for item in self.execute(res, header, body, active):
+                    if item[0] in (P.RESULT, P.ERROR):
+                        status[0] = "done" if item[0] == P.RESULT else "error"
                     await queue.put(item)
             finally:
                 await queue.put(None)
@@ -186,11 +212,18 @@ class Dispatcher:
         finally:
             if not task.done():
                 task.cancel()
+            self.active.end(active, status[0])
 
 
 def _error(kind: str, type_name: str, message: str) -> tuple[bytes, list]:
     return P.ERROR, [P.jpart({"type": type_name, "message": message, "traceback": "",
                               "kind": kind})]
+
+
+def _cancelled(active: Active, e: CallCancelled | None = None) -> tuple[bytes, list]:
+    why = active.cancelled or (str(e) if e else "cancelled")
+    return _error("cancelled", "rh_core.errors.RunCancelledError",
+                  f"run {active.key!r} was cancelled ({why})")
 
 
 def _frame(kind: bytes, parts: list) -> bytes:

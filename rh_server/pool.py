@@ -18,8 +18,16 @@ log = logging.getLogger("rh_server")
 _rids = itertools.count(1)
 
 
+#: How long a cancelled call may take to stop before its worker is replaced.
+CANCEL_GRACE = 0.5
+
+
 class WorkerDied(Exception):
     """The worker process ended while requests were pending."""
+
+
+class CallCancelled(Exception):
+    """The call was cancelled (``handle.cancel()``, a timeout, or its caller went away)."""
 
 
 def describe_exit(code: int | None) -> str:
@@ -47,6 +55,9 @@ class WorkerProcess:
         self.restarts = 0
         self.conn: P.WorkerProtocol | None = None
         self._reader_task: asyncio.Task | None = None
+        #: rid -> why, for cancelled calls whose end the worker has not answered yet
+        self.cancelling: dict[int, str] = {}
+        self._killed_for: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -103,6 +114,8 @@ class WorkerProcess:
         log.info("env %s worker %d started (pid %s)", self.env_key, self.index, self.pid)
 
     def _deliver(self, kind: bytes, rid: int, parts: list) -> None:
+        if kind in (P.RESULT, P.ERROR):
+            self.cancelling.pop(rid, None)
         waiter = self.pending.get(rid)
         if waiter is None:
             return
@@ -128,6 +141,8 @@ class WorkerProcess:
         self.pending.clear()
 
     def _died(self, how: str) -> WorkerDied:
+        if self._killed_for:
+            how = f"was replaced to stop {self._killed_for}"
         return WorkerDied(
             f"the worker process of env {self.env_key!r} {how} while running this call; it is "
             f"restarted for the next call"
@@ -137,38 +152,88 @@ class WorkerProcess:
         if not self.alive:
             raise WorkerDied(f"worker {self.index} of env {self.env_key!r} is not running")
 
-    async def ask(self, kind: bytes, parts: list) -> tuple[bytes, list]:
+    async def ask(self, kind: bytes, parts: list, ticket: list | None = None
+                  ) -> tuple[bytes, list]:
         """Send one message and wait for its final RESULT or ERROR (other answers ignored)."""
         self._check_alive()
         rid = next(_rids)
         fut = asyncio.get_running_loop().create_future()
         self.pending[rid] = fut
+        if ticket is not None:
+            ticket.append((self, rid))
         try:
             await self.conn.send(kind, rid, parts)
             return await fut
+        except asyncio.CancelledError:
+            self.cancel(rid, "a call whose caller went away")
+            raise
         finally:
             self.pending.pop(rid, None)
 
-    async def request(self, kind: bytes, parts: list) -> AsyncIterator[tuple[bytes, list]]:
+    async def request(self, kind: bytes, parts: list, ticket: list | None = None
+                      ) -> AsyncIterator[tuple[bytes, list]]:
         """Send one message and yield every answer (logs, items) until the final one.
 
-        Raises :class:`WorkerDied` if the process ends first.
+        Raises :class:`WorkerDied` if the process ends first, :class:`CallCancelled` if the
+        call is cancelled. ``ticket`` gets ``(worker, request id)`` for :meth:`cancel`.
         """
         self._check_alive()
         rid = next(_rids)
         q: asyncio.Queue = asyncio.Queue()
         self.pending[rid] = q
+        if ticket is not None:
+            ticket.append((self, rid))
+        done = False
         try:
             await self.conn.send(kind, rid, parts)
             while True:
                 k, got = await q.get()
                 if k is None:
                     raise self._died(got)
+                if k is _CANCELLED:
+                    raise CallCancelled(got)
+                done = k in (P.RESULT, P.ERROR)
                 yield k, got
-                if k in (P.RESULT, P.ERROR):
+                if done:
                     return
         finally:
             self.pending.pop(rid, None)
+            if not done and rid not in self.cancelling and self.alive:
+                self.cancel(rid, "a call whose caller went away")  # the stream was dropped
+
+    def cancel(self, rid: int, why: str) -> None:
+        """Stop the call ``rid``: its waiter gets :class:`CallCancelled` now; the worker is told
+        to interrupt it, and replaced if the call has not ended after :data:`CANCEL_GRACE`."""
+        waiter = self.pending.get(rid)
+        if waiter is None and rid not in self.pending:
+            pass  # already answered, or the caller is gone: the worker may still be running it
+        elif isinstance(waiter, asyncio.Future):
+            if not waiter.done():
+                waiter.set_exception(CallCancelled(why))
+        elif waiter is not None:
+            waiter.put_nowait((_CANCELLED, why))
+        if rid in self.cancelling or not self.alive:
+            return
+        self.cancelling[rid] = why
+        task = asyncio.ensure_future(self._send_cancel(rid))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        asyncio.get_running_loop().call_later(CANCEL_GRACE, self._replace_if_stuck, rid)
+
+    async def _send_cancel(self, rid: int) -> None:
+        try:
+            await self.conn.send(P.CANCEL, rid, [])
+        except ConnectionError:
+            pass  # the worker is gone: nothing left to stop
+
+    def _replace_if_stuck(self, rid: int) -> None:
+        why = self.cancelling.pop(rid, None)
+        if why is None or not self.alive or self.proc is None:
+            return
+        log.warning("env %s worker %d (pid %s) did not stop %s within %.1f s: replacing it",
+                    self.env_key, self.index, self.pid, why, CANCEL_GRACE)
+        self._killed_for = f"{why} that did not stop within {CANCEL_GRACE} s"
+        self.proc.kill()
 
     async def kill(self) -> None:
         self.alive = False
@@ -183,6 +248,12 @@ class WorkerProcess:
             self.conn.close()
         if self._reader_task:
             await asyncio.gather(self._reader_task, return_exceptions=True)
+
+
+#: Put in a stream's queue when its call is cancelled.
+_CANCELLED = object()
+#: Messages being sent in the background (kept referenced until sent).
+_background: set[asyncio.Task] = set()
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -18,7 +18,7 @@ HEAD = struct.Struct("!cQI")
 LEN = struct.Struct("!Q")
 
 # server -> worker
-DEFINE, CALL, MAP, DELETE, SHUTDOWN = b"D", b"C", b"M", b"X", b"Q"
+DEFINE, CALL, MAP, DELETE, SHUTDOWN, CANCEL = b"D", b"C", b"M", b"X", b"Q", b"K"
 # worker -> server
 HELLO, RESULT, ERROR, ITEM, LOG = b"H", b"R", b"E", b"I", b"L"
 

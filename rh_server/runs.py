@@ -39,7 +39,10 @@ class Run:
 
     async def finish(self, result: bytes | None, error: tuple[dict, bytes | None] | None) -> None:
         self.result, self.error = result, error
-        self.status = "error" if error else "done"
+        if error is None:
+            self.status = "done"
+        else:
+            self.status = "cancelled" if error[0].get("kind") == "cancelled" else "error"
         self.finished = time.time()
         self.done.set()
         async with self.changed:
@@ -47,8 +50,9 @@ class Run:
 
     def summary(self) -> dict:
         return {
-            "run_key": self.key, "name": self.name, "method": self.method, "status": self.status,
-            "created": self.created, "finished": self.finished,
+            "run_key": self.key, "name": self.name, "method": self.method, "kind": "run",
+            "status": self.status, "created": self.created, "finished": self.finished,
+            "duration": round((self.finished or time.time()) - self.created, 6),
             "result_bytes": len(self.result) if self.result is not None else None,
         }
 

@@ -28,7 +28,7 @@ RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", 
 ERROR_STATUS = {"user": 500, "not_found": 404, "serialization": 500, "worker_crashed": 500,
                 "run_not_found": 404, "run_failed": 424, "define": 422, "install": 422,
                 "bad_request": 400, "auth": 401, "clash": 409, "too_large": 413,
-                "rate_limited": 429}
+                "rate_limited": 429, "cancelled": 409}
 
 
 @attrs.frozen

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from rh_core.transport import wire
 from rh_server import protocol as P
+from rh_server.interrupt import RunCancelled, Running
 from rh_server.loader import CodeLoader
+from rh_server.members import ACCESSORS, member
 
 _current_rid: contextvars.ContextVar[int | None] = contextvars.ContextVar("rh_rid", default=None)
 
@@ -98,6 +100,7 @@ class Worker:
         #: name -> define spec (a map spread over Ray loads the target from it on each node)
         self.specs: dict[str, dict] = {}
         self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
+        self.running = Running()
         sys.stdout, sys.stderr = self.streams
 
     # ------------------------------------------------------------------ loop
@@ -132,6 +135,8 @@ class Worker:
             self.kinds.pop(gone, None)
             self.specs.pop(gone, None)
             self.conn.send(P.RESULT, rid, [])
+        elif kind == P.CANCEL:
+            self.running.cancel(rid)
         elif kind == P.SHUTDOWN:
             os._exit(0)
 
@@ -177,7 +182,7 @@ class Worker:
                 return getattr(obj, method)
             raise NotFound(f"{name!r} is a class: create an instance first (RemoteClass(...)); "
                            f"only its classmethods and staticmethods are callable on it")
-        return _member(name, obj, method)
+        return member(name, obj, method)
 
     def _run(self, kind, rid, parts) -> None:
         header = json.loads(parts[0])
@@ -190,10 +195,14 @@ class Worker:
                 self._map(rid, header, parts, refs)
             else:
                 self._call(rid, header, parts, refs)
+        except RunCancelled:
+            self._flush(rid)
+            self._send_error(rid, RunCancelled("the run was cancelled"), "cancelled")
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
             self._flush(rid)
             self._send_error(rid, e, getattr(e, "_rh_kind", "user"))
         finally:
+            self.running.finish(rid)
             self.logged.discard(rid)
             _current_rid.reset(token)
 
@@ -237,9 +246,12 @@ class Worker:
             raise err from None
 
     def _invoke(self, fn, args, kwargs):
-        result = fn(*args, **kwargs)
-        if inspect.iscoroutine(result):
-            result = asyncio.run_coroutine_threadsafe(result, self._event_loop()).result()
+        rid = _current_rid.get()
+        with self.running.region(rid):  # where a cancel may stop the call
+            result = fn(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                future = asyncio.run_coroutine_threadsafe(result, self._event_loop())
+                result = self.running.wait(rid, future)
         return result
 
     def _call(self, rid, header, parts, refs) -> None:
@@ -271,15 +283,21 @@ class Worker:
             raise _kind(e, "not_found") from None
 
     def _iterate(self, gen):
-        if inspect.isgenerator(gen):
-            yield from gen
-            return
-        loop = self._event_loop()
+        """The items of a generator, each step interruptible by a cancel (sending an item is
+        not)."""
+        rid = _current_rid.get()
+        loop = None if inspect.isgenerator(gen) else self._event_loop()
         while True:
-            try:
-                yield asyncio.run_coroutine_threadsafe(gen.__anext__(), loop).result()
-            except StopAsyncIteration:
-                return
+            with self.running.region(rid):
+                try:
+                    if loop is None:
+                        item = next(gen)
+                    else:
+                        item = self.running.wait(
+                            rid, asyncio.run_coroutine_threadsafe(gen.__anext__(), loop))
+                except (StopIteration, StopAsyncIteration):
+                    return
+            yield item
 
     def _map(self, rid, header, parts, refs) -> None:
         if header.get("ray"):
@@ -323,40 +341,6 @@ class Worker:
         payload = wire.error_payload(exc, kind, text)
         pickled = wire.pickled_exception(exc) if kind == "user" else None
         self.conn.send(P.ERROR, rid, [P.jpart(payload)] + ([pickled] if pickled else []))
-
-
-def _member(name: str, obj, attr: str):
-    """A public member of a served instance, or a private (``_x``) attribute that is not
-    callable; never a dunder, never a private method."""
-    private = attr.startswith("_")
-    if attr.startswith("__") or not hasattr(obj, attr) or (
-            private and callable(getattr(obj, attr))):
-        what = "attribute" if private else "method or attribute"
-        raise _kind(NotFound(f"{name!r} ({type(obj).__name__}) has no public {what} {attr!r}"),
-                    "not_found")
-    return getattr(obj, attr)
-
-
-def _getattr(name: str, obj):
-    def fetch(attr: str):
-        value = _member(name, obj, attr)
-        if callable(value):
-            raise TypeError(f"{name}.{attr} is a method: call it instead of fetching it")
-        return value
-    return fetch
-
-
-def _setattr(name: str, obj):
-    def assign(attr: str, value) -> None:
-        if not isinstance(attr, str) or not attr.isidentifier() or attr.startswith("__"):
-            raise ValueError(f"cannot set {attr!r} on {name!r}: give an attribute name")
-        setattr(obj, attr, value)
-    return assign
-
-
-#: Methods every served instance (and class) answers besides its own, under names no Python
-#: method can have: reading and setting an attribute by name.
-ACCESSORS = {"rh.getattr": _getattr, "rh.setattr": _setattr}
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -34,6 +34,7 @@ RULES = {
     ("GET", "/runs/{key}"): ("read", "name"),
     ("DELETE", "/runs/{key}"): ("write", "name"),
     ("GET", "/runs/{key}/logs"): ("read", "name"),
+    ("POST", "/runs/{key}/cancel"): ("write", "name"),
     ("GET", "/{name}/{method}"): ("read", "name"),
     ("POST", "/{name}/{method}"): ("read", "name"),
     ("PICKLE", "/{name}/{method}"): ("write", "name"),
@@ -133,6 +134,11 @@ def _request(c, method: str, path: str, caller: str):
             body = {"content": wire.joined(wire.dumps_pickle(((1, 2), {})))}
             headers["Content-Type"] = wire.PICKLE_CT
             method = "POST"
+    elif path == "/runs/{key}/cancel":  # a run still going: an async sleep stops at once
+        handle = rh.function(userfns.async_sleep).to(c).remote(60)
+        url = path.replace("{key}", handle.run_key)
+        this = ["async_sleep"]
+        still = lambda: _status(c, handle.run_key) == "running"  # noqa: E731
     elif path.startswith("/runs/{key}"):
         handle = rh.function(userfns.add).to(c).remote(2, 3)
         rh.get(handle)
@@ -174,6 +180,10 @@ def _request(c, method: str, path: str, caller: str):
         headers["Authorization"] = f"Bearer {c.grant(f'u{n}', level, names)}"
     with httpx.Client(base_url=c.client().info.base_url, timeout=30) as http:
         return http.request(method, url, headers=headers, **body), still
+
+
+def _status(c, key: str) -> str:
+    return next(r["status"] for r in c.runs() if r["run_key"] == key)
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))

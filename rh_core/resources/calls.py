@@ -31,9 +31,15 @@ class RunHandle:
             rt = self.__dict__["_cluster"] = Resource.from_config(self.system)
         return rt.client()
 
-    def result(self) -> Any:
-        """Wait for the run and return its result (raises its exception)."""
-        return self._client().get_run(self.run_key)
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the run and return its result (raises its exception). With ``timeout``
+        (seconds), a run still going then raises RunTimeoutError and goes on."""
+        return self._client().get_run(self.run_key, timeout)
+
+    def cancel(self) -> bool:
+        """Stop the run on the cluster; whether it was still running. ``rh.get`` on it then
+        raises RunCancelledError."""
+        return self._client().cancel_run(self.run_key)["cancelled"]
 
     def logs(self) -> Iterable[str]:
         """The run's stdout/stderr, streamed while it runs."""
@@ -50,11 +56,12 @@ class RunHandle:
         self.__dict__.update(state)
 
 
-def get(handle: RunHandle) -> Any:
-    """The result of a ``.remote()`` or ``.enqueue()`` call."""
+def get(handle: RunHandle, timeout: float | None = None) -> Any:
+    """The result of a ``.remote()`` or ``.enqueue()`` call (waiting at most ``timeout``
+    seconds: then RunTimeoutError, and the run goes on)."""
     if not isinstance(handle, RunHandle):
         raise ConfigError(f"rh.get takes a handle from .remote() or .enqueue(), got {handle!r}")
-    return handle.result()
+    return handle.result(timeout)
 
 
 def map_items(iterables: tuple, kwargs: dict, star: bool) -> list[tuple[tuple, dict]]:
@@ -92,9 +99,10 @@ class RemoteCallable:
         raise NotImplementedError
 
     def __call__(self, *args, stream_logs: bool | None = None, run_async: bool | None = None,
-                 **kwargs):
+                 timeout: float | None = None, **kwargs):
         """Call it on the cluster. ``stream_logs`` prints the remote output live;
-        ``run_async=True`` returns an awaitable (``False``: the value, for an async function)."""
+        ``run_async=True`` returns an awaitable (``False``: the value, for an async function);
+        ``timeout`` (seconds) cancels a call that runs longer and raises RunTimeoutError."""
         cluster, name, method, kind = self._target()
         client = cluster.client()
         logs = self._stream_logs if stream_logs is None else stream_logs
@@ -102,11 +110,12 @@ class RemoteCallable:
         # otherwise (Runhouse's flag): the same call either way.
         wait = kind in ("async", "asyncgen") if run_async is None else bool(run_async)
         if kind in ("gen", "asyncgen"):
-            items = client.call(name, method, args, kwargs, generator=True)
+            items = client.call(name, method, args, kwargs, generator=True, timeout=timeout)
             return _aiter(items) if wait else items
         if wait:
-            return run_async_call(client.call, name, method, args, kwargs, stream_logs=logs)
-        return client.call(name, method, args, kwargs, stream_logs=logs)
+            return run_async_call(client.call, name, method, args, kwargs, stream_logs=logs,
+                                  timeout=timeout)
+        return client.call(name, method, args, kwargs, stream_logs=logs, timeout=timeout)
 
     @property
     def _stream_logs(self) -> bool:

@@ -141,6 +141,17 @@ class Cluster(Resource):
         """What the server reports: envs, workers, uptime, versions, served names."""
         return self.client().status()
 
+    def runs(self) -> list[dict]:
+        """Runs kept on the cluster, calls running now and the last ones that ended, oldest
+        first: ``run_key``, ``name``, ``method``, ``kind`` (``run``, ``call``, ``stream``,
+        ``map``), ``status`` (``running``, ``done``, ``error``, ``cancelled``), ``created``,
+        ``finished``, ``duration`` (seconds)."""
+        return self.client().runs()
+
+    def cancel(self, run_key: str) -> bool:
+        """Stop the run or call ``run_key`` (from :meth:`runs`); whether it was running."""
+        return self.client().cancel_run(run_key)["cancelled"]
+
     def keys(self) -> list[str]:
         """Names served on the cluster."""
         return self.client().keys()

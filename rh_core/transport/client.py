@@ -1,14 +1,13 @@
-"""The HTTP client of one cluster's server: calls, puts, runs, and rebuilding remote errors."""
+"""The HTTP client of one cluster's server: calls, puts, runs, tokens (remote errors are
+rebuilt by :mod:`rh_core.transport.remote_errors`)."""
 
 from __future__ import annotations
 
-import base64
-import builtins
-import importlib
 import json
-import pickle
+import secrets
 import ssl
 import sys
+import time
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -17,70 +16,7 @@ from rh_core import errors
 from rh_core.plugin.interfaces import ConnectionInfo
 from rh_core.transport import shm as shared
 from rh_core.transport import wire
-
-_KINDS = {
-    "not_found": errors.RemoteFunctionNotFound,
-    "clash": errors.NameClashError,
-    "worker_crashed": errors.WorkerCrashedError,
-    "run_not_found": errors.RunNotFoundError,
-    "auth": errors.AuthError,
-    "bad_request": errors.ServerError,
-    "define": errors.ServerError,
-    "run_failed": errors.ServerError,
-}
-
-
-def rebuild_error(payload: dict, status: int, cluster: str) -> BaseException:
-    """The exception a failed request stands for, with the remote traceback attached."""
-    err = payload.get("error", payload) if isinstance(payload, dict) else {}
-    kind = err.get("kind", "user")
-    message = err.get("message", "unknown error")
-    tb = err.get("traceback") or ""
-    if kind == "serialization":
-        exc: BaseException = errors.SerializationError(message)
-    elif kind == "install":
-        exc = errors.PackageInstallError(message)
-    elif kind in _KINDS:
-        exc = _KINDS[kind](message, status)
-    elif kind == "user":
-        exc = _user_exception(err)
-    else:
-        exc = errors.ServerError(f"{message} (HTTP {status})", status)
-    if tb:
-        exc.add_note(f"\n--- remote traceback (cluster {cluster!r}) ---\n{tb.rstrip()}")
-    return exc
-
-
-def _user_exception(err: dict) -> BaseException:
-    if err.get("exc_pickle"):
-        try:
-            exc = pickle.loads(base64.b64decode(err["exc_pickle"]))
-            if isinstance(exc, BaseException):
-                return exc
-        except Exception:
-            pass
-    type_name, message = err.get("type", "Exception"), err.get("message", "")
-    cls = _import_type(type_name)
-    if cls is not None:
-        try:
-            return cls(message)
-        except Exception:
-            pass
-    return errors.RemoteException(type_name, message, err.get("traceback", ""))
-
-
-def _import_type(path: str) -> type | None:
-    if "." not in path:
-        t = getattr(builtins, path, None)
-        return t if isinstance(t, type) and issubclass(t, BaseException) else None
-    module, _, qual = path.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-    except Exception:
-        return None
-    return obj if isinstance(obj, type) and issubclass(obj, BaseException) else None
+from rh_core.transport.remote_errors import rebuild_error
 
 
 class Client:
@@ -157,7 +93,8 @@ class Client:
             self._urls[(name, method)] = url
         return url
 
-    def post(self, name: str, method: str, parts: list, params: dict | None = None):
+    def post(self, name: str, method: str, parts: list, params: dict | None = None,
+             timeout: float | None = None):
         """POST a pickle body given as parts; returns the response body, as a writable
         bytearray when it is large (so arrays unpickled from it are writable)."""
         total = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in parts)
@@ -169,7 +106,8 @@ class Client:
         def build() -> httpx.Request:
             return self.http.build_request(
                 "POST", self._url(name, method), params=params or None, headers=headers,
-                content=body if body is not None else _slices(parts))
+                content=body if body is not None else _slices(parts),
+                **({"timeout": _timeout(timeout)} if timeout is not None else {}))
 
         resp = self._send(build)
         try:
@@ -269,39 +207,66 @@ class Client:
             shared.discard(self.info.shm_dir, shm_names)
 
     def call(self, name: str, method: str, args=(), kwargs=None, *, stream_logs: bool = False,
-             generator: bool = False, enqueue: bool = False) -> Any:
-        """Run ``name.method(*args, **kwargs)`` on the cluster and return its result."""
+             generator: bool = False, enqueue: bool = False, timeout: float | None = None) -> Any:
+        """Run ``name.method(*args, **kwargs)`` on the cluster and return its result. With
+        ``timeout`` (seconds), a call still running then is cancelled and RunTimeoutError names
+        its run. Ctrl-C (or this process ending) cancels the call on the cluster too."""
+        if timeout is not None:
+            key = f"{name}@{secrets.token_hex(6)}"
+            try:
+                return self._call(name, method, args, kwargs, stream_logs, generator, enqueue,
+                                  {"rh_run_key": key}, timeout)
+            except httpx.TimeoutException:
+                raise self._timed_out(f"{name}.{method}", key, timeout) from None
+        return self._call(name, method, args, kwargs, stream_logs, generator, enqueue, {}, None)
+
+    def _timed_out(self, what: str, key: str, timeout: float) -> errors.RunTimeoutError:
+        """Cancel the run ``key`` that took too long; the error to raise."""
+        try:
+            self.cancel_run(key)
+        except errors.RhError:
+            pass  # it ended meanwhile
+        return errors.RunTimeoutError(
+            f"{what} on cluster {self.cluster_name!r} took more than {timeout} s; its run "
+            f"{key!r} was cancelled", key)
+
+    def _call(self, name, method, args, kwargs, stream_logs, generator, enqueue, params,
+              timeout) -> Any:
         shm = self.info.shm_dir
         names: list[str] = []
         parts, refs = self._body(args, kwargs or {}, names if shm else None)
-        params = {}
         if refs:
             params["rh_refs"] = ",".join(refs)
         if enqueue:
             params["rh_enqueue"] = "1"
         if generator:
             params["rh_stream"] = "1"
-            return self._stream(name, method, parts, params, {}, names)
+            return self._stream(name, method, parts, params, {}, names, timeout)
         if stream_logs:
             params["rh_stream"] = "1"
             holder: dict = {}
-            for _ in self._stream(name, method, parts, params, holder, names):
+            for _ in self._stream(name, method, parts, params, holder, names, timeout):
                 pass
             return holder.get("result")
         try:
-            return wire.loads_pickle(self.post(name, method, parts, params), shm=shm)
+            return wire.loads_pickle(self.post(name, method, parts, params, timeout), shm=shm)
         finally:
             self._done(names)
 
-    def _stream(self, name, method, parts, params, holder: dict, names: list[str]) -> Iterator[Any]:
+    def _stream(self, name, method, parts, params, holder: dict, names: list[str],
+                timeout: float | None = None) -> Iterator[Any]:
         shm = self.info.shm_dir
+        extra = {"timeout": _timeout(timeout)} if timeout is not None else {}
+        deadline = time.monotonic() + timeout if timeout is not None else None
         try:
             with self.http.stream("POST", self._url(name, method), content=b"".join(parts),
-                                  params=params) as resp:
+                                  params=params, **extra) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     self.check(resp)
                 for kind, payload in wire.iter_frames(resp.iter_bytes()):
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise self._timed_out(f"{name}.{method}", params["rh_run_key"], timeout)
                     if kind == wire.LOG:
                         entry = json.loads(payload)
                         out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
@@ -313,6 +278,10 @@ class Client:
                         holder["result"] = wire.loads_pickle(payload, shm=shm) if payload else None
                     elif kind == wire.ERROR:
                         raise rebuild_error(json.loads(payload), 500, self.cluster_name)
+        except httpx.TimeoutException:
+            if deadline is None:
+                raise
+            raise self._timed_out(f"{name}.{method}", params["rh_run_key"], timeout) from None
         finally:
             self._done(names)
 
@@ -326,9 +295,22 @@ class Client:
             params["rh_enqueue"] = "1"
         return json.loads(self.post(name, method, parts, params))["run_key"]
 
-    def get_run(self, run_key: str) -> Any:
-        resp = self.check(self.request("GET", f"/runs/{run_key}"))
+    def get_run(self, run_key: str, timeout: float | None = None) -> Any:
+        """The run's result, waiting at most ``timeout`` seconds (then RunTimeoutError)."""
+        path = f"/runs/{run_key}" if timeout is None else f"/runs/{run_key}?rh_timeout={timeout}"
+        resp = self.check(self.request("GET", path))
+        if resp.status_code == 202:
+            raise errors.RunTimeoutError(
+                f"run {run_key!r} on cluster {self.cluster_name!r} did not end within {timeout} "
+                f"s; it goes on (rh.get(handle) again to wait, handle.cancel() to stop it)",
+                run_key)
         return wire.loads_pickle(bytearray(resp.content))
+
+    def cancel_run(self, run_key: str) -> dict:
+        return self.check(self.request("POST", f"/runs/{run_key}/cancel")).json()
+
+    def runs(self) -> list[dict]:
+        return self.get_json("/runs")["runs"]
 
     def run_logs(self, run_key: str) -> Iterator[str]:
         with self.http.stream("GET", f"/runs/{run_key}/logs") as resp:
@@ -369,6 +351,11 @@ class Client:
 
 
 BIG = 1 << 20
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    """Wait at most ``seconds`` for each read of the answer (connecting keeps its own limit)."""
+    return httpx.Timeout(seconds, connect=15.0)
 
 
 def _slices(parts: list) -> Iterator:

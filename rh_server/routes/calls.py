@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
+from rh_server import protocol as P
 from rh_server.auth import Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.runs import RUN_KEY, Run, new_run_key
@@ -73,6 +74,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
     shm_dir = served.ctx.settings.get("shm_dir")
     if shm_dir and pickled and flag(request, "rh_shm") and not flag(request, "rh_async"):
         header["shm"] = shm_dir  # the caller shares this machine: large results go there
+    key = _run_key(q, dispatch, name) if "rh_run_key" in q or flag(request, "rh_async") else None
 
     if flag(request, "rh_map"):
         if not pickled:
@@ -81,34 +83,57 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
             header["offsets"] = [int(o) for o in json.loads(q.get("rh_offsets", "[]"))]
         except (ValueError, TypeError):
             raise bad_request("rh_offsets must be a JSON list of ints") from None
-        kind, got = await dispatch.run_map(res, header, body)
-        return answer(kind, got, ser, pickled)
+        active = dispatch.active.begin(name, method, "map", key)
+        return await _plain(request, dispatch, active, ser,
+                            lambda: dispatch.run_map(res, header, body, active))
 
     if flag(request, "rh_async"):
-        key = q.get("rh_run_key", "")
-        if "rh_run_key" not in q:
-            key = new_run_key(name)
-        elif not RUN_KEY.match(key):
-            raise bad_request(f"bad run key {key!r:.80}: use 1-200 letters, digits and _.@:-")
-        elif dispatch.runs.get(key) is not None:
-            raise bad_request(f"run key {key!r:.80} is in use on this cluster: pick another, or "
-                              f"delete that run first")
         run = dispatch.runs.add(Run(key, name, method, ser))
+        active = dispatch.active.begin(name, method, "run", key)
         header["logs"] = True
-        dispatch.spawn(dispatch.run_to_store(run, res, header, body, enqueue, pickled))
+        active.task = dispatch.spawn(
+            dispatch.run_to_store(run, res, header, body, enqueue, pickled, active))
         return JSONResponse({"run_key": key}, status_code=202)
 
     if flag(request, "rh_stream"):
         header["logs"] = header["stream"] = True
         media = wire.NDJSON_CT if ser == "json" else wire.STREAM_CT
-        return StreamingResponse(dispatch.stream_frames(res, header, body, pickled, enqueue),
-                                 media_type=media)
+        active = dispatch.active.begin(name, method, "stream", key)
+        return StreamingResponse(
+            dispatch.stream_frames(res, header, body, pickled, enqueue, active), media_type=media)
 
+    active = dispatch.active.begin(name, method, "call", key)
     if enqueue:
-        kind, got = await dispatch.in_order(name, lambda: dispatch.collect(res, header, body))
-    else:
-        kind, got = await dispatch.collect(res, header, body)
-    return answer(kind, got, ser, pickled)
+        return await _plain(request, dispatch, active, ser, lambda: dispatch.in_order(
+            name, lambda: dispatch.collect(res, header, body, active)))
+    return await _plain(request, dispatch, active, ser,
+                        lambda: dispatch.collect(res, header, body, active))
+
+
+async def _plain(request, dispatch: Dispatcher, active, ser: str, work):
+    """Run a call that answers once, cancelling it if its caller goes away meanwhile."""
+    watching = dispatch.active.watch(active, request.receive)
+    status = "error"
+    try:
+        kind, got = await work()
+        status = "done" if kind == P.RESULT else "error"
+        return answer(kind, got, ser, ser == "pickle")
+    finally:
+        dispatch.active.stop_watching(active, watching)
+        dispatch.active.end(active, status)
+
+
+def _run_key(q, dispatch: Dispatcher, name: str) -> str:
+    """The caller's run key (checked, and not in use), or a new one."""
+    if "rh_run_key" not in q:
+        return new_run_key(name)
+    key = q["rh_run_key"]
+    if not RUN_KEY.match(key):
+        raise bad_request(f"bad run key {key!r:.80}: use 1-200 letters, digits and _.@:-")
+    if dispatch.runs.get(key) is not None or dispatch.active.taken(key):
+        raise bad_request(f"run key {key!r:.80} is in use on this cluster: pick another, or "
+                          f"delete that run first")
+    return key
 
 
 def routes(call) -> list[JSONRoute]:

@@ -77,6 +77,11 @@ def openapi_document(version: str) -> dict:
                 "delete": {"summary": "forget a run's result", "parameters": [key],
                            "responses": {"200": {"description": "deleted"}, "404": _err("no such run")}},
             },
+            "/runs/{key}/cancel": {"post": {
+                "summary": "stop a run, or a call running now (write on its function)",
+                "parameters": [key],
+                "responses": {"200": {"description": "{run_key, cancelled, status}"},
+                              "404": _err("no such run")}}},
             "/runs/{key}/logs": {"get": {"summary": "stream a run's stdout/stderr", "parameters": [key],
                                          "responses": {"200": {"description": "text"},
                                                        "404": _err("no such run")}}},

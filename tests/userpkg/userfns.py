@@ -261,3 +261,28 @@ class Box:
 async def async_double(x):
     await asyncio.sleep(0)
     return 2 * x
+
+
+async def async_sleep(seconds):
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+def busy(seconds, path=None):
+    """Python code that keeps running (no blocking call) for ``seconds``; writes ``path`` (if
+    given) once it runs."""
+    if path:
+        Path(path).write_text("started")
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+def sleep_marked(path, seconds):
+    """Writes ``path`` once it runs, then sleeps in C (``time.sleep``), then says so."""
+    Path(path).write_text("started")
+    time.sleep(seconds)
+    Path(path).write_text("finished")
+    return "finished"

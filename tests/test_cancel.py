@@ -1,0 +1,146 @@
+"""Stopping work: handle.cancel(), timeouts, Ctrl-C on a blocking call, and the list of runs,
+on real local clusters. Python code stops where it is; code blocked in C (time.sleep) stops
+when its worker is replaced after a short grace period; coroutines are cancelled at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import userfns
+from waiting import wait_until
+
+import rh_core as rh
+
+
+def _status(cluster, key):
+    return next((r["status"] for r in cluster.runs() if r["run_key"] == key), None)
+
+
+def _workers(cluster, env="base"):
+    return [(w["pid"], w["restarts"]) for w in cluster.status()["envs"][env]["workers"]]
+
+
+def test_cancel_stops_python_code_where_it_is_and_keeps_the_worker(local, tmp_path):
+    busy = rh.function(userfns.busy).to(local)
+    marker = tmp_path / "started"
+    before = _workers(local)
+    handle = busy.remote(120, str(marker))
+    wait_until(marker.exists, 20, "the call to start")
+    assert handle.cancel() is True
+    with pytest.raises(rh.RunCancelledError, match=f"run '{handle.run_key}' was cancelled"):
+        rh.get(handle)
+    assert _status(local, handle.run_key) == "cancelled"
+    assert _workers(local) == before  # interrupted in place: no worker was replaced
+    assert busy(0) >= 0
+    assert handle.cancel() is False  # it is over
+
+
+def test_cancel_of_a_call_sleeping_in_c_replaces_its_worker(own_cluster, tmp_path):
+    sleeper = rh.function(userfns.sleep_marked).to(own_cluster)
+    marker = tmp_path / "state"
+    handle = sleeper.remote(str(marker), 120)
+    wait_until(lambda: marker.exists() and marker.read_text() == "started", 20,
+               "the call to start")
+    [(pid, restarts)] = _workers(own_cluster)
+    assert handle.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(handle)
+    wait_until(lambda: "did not stop" in own_cluster.logs(), 5,
+               "the worker to be replaced after its grace period")
+    assert rh.function(userfns.add).to(own_cluster)(2, 3) == 5  # the cluster is usable
+    [(new_pid, new_restarts)] = _workers(own_cluster)
+    assert new_pid != pid and new_restarts == restarts + 1
+    assert marker.read_text() == "started"  # it never went on
+
+
+def test_an_async_function_is_cancelled_at_once(local):
+    sleeper = rh.function(userfns.async_sleep).to(local)
+    before = _workers(local)
+    handle = sleeper.remote(120)
+    wait_until(lambda: _status(local, handle.run_key) == "running", 10, "the run to start")
+    assert handle.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        handle.result()
+    assert _workers(local) == before
+
+
+def test_ctrl_c_on_a_blocking_call_cancels_it_on_the_cluster(local, tmp_path, rh_home):
+    marker = tmp_path / "started"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(userfns.__file__.rsplit('/', 1)[0])!r})
+        import userfns, rh_core as rh
+        busy = rh.function(userfns.busy).to(rh.cluster("local"), name="busy_interrupted")
+        busy(120, {str(marker)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(marker.exists, 30, "the call to start")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "KeyboardInterrupt" in err
+    wait_until(lambda: any(r["name"] == "busy_interrupted" and r["status"] == "cancelled"
+                           for r in local.runs()), 10, "the call to be cancelled on the cluster")
+
+
+def test_a_timeout_cancels_the_call_and_names_its_run(local):
+    busy = rh.function(userfns.busy).to(local)
+    with pytest.raises(rh.RunTimeoutError, match=r"took more than 0.5 s; its run 'busy@\w+' "
+                                                  r"was cancelled") as info:
+        busy(120, timeout=0.5)
+    key = info.value.run_key
+    wait_until(lambda: _status(local, key) == "cancelled", 10, "the run to be cancelled")
+    assert busy(0, timeout=30) >= 0  # the cluster is usable, and a quick call is unaffected
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_get_with_a_timeout_names_the_run_and_leaves_it_going(local):
+    sleeper = rh.function(userfns.async_sleep).to(local)
+    handle = sleeper.remote(1.5)
+    with pytest.raises(rh.RunTimeoutError, match=f"run '{handle.run_key}' .* did not end "
+                                                 f"within 0.2 s; it goes on"):
+        rh.get(handle, timeout=0.2)
+    assert rh.get(handle) == "slept"
+
+
+def test_an_enqueued_run_waiting_for_its_turn_is_cancelled(local):
+    busy = rh.function(userfns.busy).to(local, name="busy_queue")
+    first = busy.enqueue(1.0)
+    second = busy.enqueue(0)
+    assert second.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(second)
+    assert rh.get(first) >= 0  # the one before it is untouched
+
+
+def test_runs_lists_runs_and_calls_with_status_and_duration(local):
+    add = rh.function(userfns.add).to(local, name="add_listed")
+    kept = add.remote(1, 2)
+    rh.get(kept)
+    assert add(2, 2) == 4
+    listed = {r["run_key"]: r for r in local.runs()}
+    assert listed[kept.run_key]["kind"] == "run" and listed[kept.run_key]["status"] == "done"
+    calls = [r for r in listed.values() if r["name"] == "add_listed" and r["kind"] == "call"]
+    assert calls and calls[-1]["status"] == "done" and calls[-1]["duration"] >= 0
+    assert all({"run_key", "name", "method", "created", "finished"} <= set(r) for r in calls)
+    out = subprocess.run([sys.executable, "-m", "rh_core.cli", "runs", "local"], text=True,
+                         capture_output=True, env=dict(os.environ), timeout=60)
+    assert out.returncode == 0 and kept.run_key in out.stdout and "done" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "rh_core.cli", "runs", "local", "--json"],
+                         text=True, capture_output=True, env=dict(os.environ), timeout=60)
+    assert kept.run_key in [r["run_key"] for r in json.loads(out.stdout)]
+
+
+def test_cancelling_an_unknown_run_says_so(local):
+    with pytest.raises(rh.RunNotFoundError, match="no run 'no-such-run'"):
+        local.cancel("no-such-run")

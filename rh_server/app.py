@@ -7,6 +7,7 @@ The parts, and what each owns:
   the record of failed authentications;
 - :class:`~rh_server.served.Served`: the served names and the env worker pools that run them;
 - :class:`~rh_server.runs.RunStore`: results kept on the cluster and their logs;
+- :class:`~rh_server.objects.ObjectStore`: objects put on the cluster under keys;
 - :class:`~rh_server.dispatch.Dispatcher`: sending calls to workers in each mode, the order of
   enqueued calls, the background tasks of async runs;
 - :class:`~rh_server.access_log.AccessLog`: one line per request.
@@ -25,8 +26,10 @@ from rh_server.access_log import AccessLog
 from rh_server.auth import Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.grants import GrantsAuth, TokenStore
+from rh_server.objects import ObjectStore
 from rh_server.routes import admin as admin_routes
 from rh_server.routes import calls as call_routes
+from rh_server.routes import objects as object_routes
 from rh_server.routes import openapi as openapi_routes
 from rh_server.routes import runs as run_routes
 from rh_server.routes import served as served_routes
@@ -35,7 +38,7 @@ from rh_server.served import Served
 from rh_server.web import JSONRoute, Limits, not_found
 
 #: First parts of two-part paths that are routes of their own, not ``/{name}/{method}`` calls.
-NOT_CALLS = ("runs", "auth")
+NOT_CALLS = ("runs", "auth", "objects")
 
 
 @attrs.define
@@ -47,6 +50,7 @@ class App:
     auth: Auth
     served: Served
     runs: RunStore
+    objects: ObjectStore
     dispatch: Dispatcher
     access: AccessLog
 
@@ -68,7 +72,8 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     auth = Auth(ctx, owner_token, pm, grants, limits.auth_failures_per_minute)
     served = Served(ctx)
     runs = RunStore()
-    dispatch = Dispatcher(served, runs)
+    objects = ObjectStore()
+    dispatch = Dispatcher(served, runs, objects)
     if access_log:
         ctx.settings["access_log"] = str(state_dir / "access.log")
     access = AccessLog(state_dir / "access.log" if access_log else None, auth.fronted)
@@ -78,6 +83,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     routes = [
         *admin_routes.routes(auth, ctx),
         *run_routes.routes(auth, runs, dispatch.active),
+        *object_routes.routes(auth, objects, ctx, limits),
         *call_routes.routes(call),
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),
@@ -114,4 +120,4 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
         finally:
             access.write(scope, status, started)
 
-    return App(asgi, routes, auth, served, runs, dispatch, access)
+    return App(asgi, routes, auth, served, runs, objects, dispatch, access)

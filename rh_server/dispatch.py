@@ -21,6 +21,7 @@ from typing import AsyncIterator
 from rh_core.transport import wire
 from rh_server import protocol as P
 from rh_server.active import Active, ActiveCalls
+from rh_server.objects import ObjectStore
 from rh_server.pool import CallCancelled, WorkerDied
 from rh_server.runs import Run, RunStore
 from rh_server.served import Served
@@ -31,8 +32,8 @@ class Dispatcher:
     """Sends calls to env workers in each mode; keeps the order of enqueued calls and the
     background tasks of async runs."""
 
-    def __init__(self, served: Served, runs: RunStore):
-        self.served, self.runs = served, runs
+    def __init__(self, served: Served, runs: RunStore, objects: ObjectStore):
+        self.served, self.runs, self.objects = served, runs, objects
         #: name -> the future of the last enqueued call of that name (``rh_enqueue``).
         self.tails: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
@@ -46,9 +47,13 @@ class Dispatcher:
         return task
 
     async def ref_parts(self, refs: list[str]) -> list[bytes]:
-        """Results of earlier ``.remote()`` runs passed as arguments, waited for here."""
+        """Results of earlier ``.remote()`` runs passed as arguments, waited for here, and objects
+        put on the cluster (``obj:KEY``)."""
         out = []
         for key in refs:
+            if key.startswith("obj:"):
+                out.append(self._object(key[4:]))
+                continue
             run = self.runs.get(key)
             if run is None:
                 raise HTTPProblem(404, "run_not_found",
@@ -63,6 +68,16 @@ class Dispatcher:
                                   f"pickled results can be passed as arguments")
             out.append(run.result)
         return out
+
+    def _object(self, key: str) -> bytes:
+        stored = self.objects.get(key)
+        if stored is None:
+            raise HTTPProblem(404, "object_not_found", f"argument object: key {key} not found on "
+                              f"this cluster (put it with cluster.put first)")
+        if stored.ser != "pickle":
+            raise HTTPProblem(400, "bad_request", f"object {key!r} holds JSON; only pickled "
+                              f"objects can be passed as arguments")
+        return stored.data
 
     def _crashed(self, res: dict, e: WorkerDied) -> tuple[bytes, list]:
         self.spawn(self._restart(res))

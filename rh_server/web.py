@@ -22,13 +22,13 @@ log = logging.getLogger("rh_server")
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources",
-            "auth"}
+            "auth", "objects"}
 
 #: HTTP status of each kind of error a worker or the server answers.
 ERROR_STATUS = {"user": 500, "not_found": 404, "serialization": 500, "worker_crashed": 500,
                 "run_not_found": 404, "run_failed": 424, "define": 422, "install": 422,
                 "bad_request": 400, "auth": 401, "clash": 409, "too_large": 413,
-                "rate_limited": 429, "cancelled": 409}
+                "rate_limited": 429, "cancelled": 409, "object_not_found": 404}
 
 
 @attrs.frozen

@@ -44,6 +44,10 @@ RULES = {
     ("DELETE", "/{name}"): ("write", "name"),
     ("PATCH", "/{name}"): ("write", "name"),  # a rename: write on the old and the new name
     ("GET", "/openapi.json"): ("read", "*"),
+    ("GET", "/objects"): ("read", "*"),
+    ("GET", "/objects/{key}"): ("read", "name"),
+    ("PUT", "/objects/{key}"): ("write", "name"),
+    ("DELETE", "/objects/{key}"): ("write", "name"),
 }
 
 #: Callers: no token, a token this cluster never made, and granted tokens given as
@@ -159,6 +163,17 @@ def _request(c, method: str, path: str, caller: str):
         else:
             rh.function(userfns.add).to(c, name=target)
             still = lambda: target in c.keys()  # noqa: E731
+    elif path == "/objects/{key}":
+        target = f"obj_{n}"
+        this, url = [target], f"/objects/{target}"
+        if method == "PUT":
+            body = {"json": {"v": n}}
+            still = lambda: c.get(target, default=None) is None  # noqa: E731
+        else:
+            made = httpx.put(c.client().info.base_url + url, json={"v": n},
+                             headers={"Authorization": f"Bearer {owner}"})
+            assert made.status_code == 200, made.text
+            still = lambda: c.get(target, default=None) == {"v": n}  # noqa: E731
     elif path == "/auth/tokens/{who}":
         c.grant(f"victim_{n}", "read", ["add"])
         url = f"/auth/tokens/victim_{n}"

@@ -56,6 +56,23 @@ class RunHandle:
         self.__dict__.update(state)
 
 
+@attrs.define(slots=False)
+class ObjectRef:
+    """An object kept on a cluster (``cluster.put``). Passed as an argument to a call on that
+    cluster, it arrives there as the object itself, without a trip through the client."""
+
+    key: str
+    system: dict = attrs.field(repr=False)
+
+    @property
+    def __rh_run_ref__(self) -> str:
+        return f"obj:{self.key}"
+
+    def get(self) -> Any:
+        """The object, fetched from the cluster."""
+        return Resource.from_config(self.system).client().get_object(self.key)
+
+
 def get(handle: RunHandle, timeout: float | None = None) -> Any:
     """The result of a ``.remote()`` or ``.enqueue()`` call (waiting at most ``timeout``
     seconds: then RunTimeoutError, and the run goes on)."""

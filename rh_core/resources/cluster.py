@@ -13,6 +13,10 @@ import attrs
 from rh_core.errors import ConfigError
 from rh_core.plugin.registry import registry
 from rh_core.resources.base import Resource
+from rh_core.resources.calls import ObjectRef
+
+#: No default given (``None`` is a default).
+_MISSING = object()
 
 
 def _port(inst, attr, value):
@@ -153,12 +157,37 @@ class Cluster(Resource):
         return self.client().cancel_run(run_key)["cancelled"]
 
     def keys(self) -> list[str]:
-        """Names served on the cluster."""
-        return self.client().keys()
+        """Names served on the cluster and keys of the objects kept there."""
+        client = self.client()
+        return sorted({*client.keys(), *(o["key"] for o in client.objects())})
 
-    def delete(self, name: str) -> None:
-        """Stop serving ``name`` on the cluster."""
-        self.client().delete(name)
+    def put(self, key: str, obj: Any) -> ObjectRef:
+        """Keep ``obj`` on the cluster under ``key`` (replacing what was there). Returns a
+        reference that calls on this cluster take as the object itself."""
+        self.client().put_object(key, obj)
+        return ObjectRef(key, self.config())
+
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        """The object kept under ``key``; KeyError (``key KEY not found``) when there is none,
+        unless ``default`` is given."""
+        try:
+            return self.client().get_object(key)
+        except KeyError:
+            if default is _MISSING:
+                raise
+            return default
+
+    def ref(self, key: str) -> ObjectRef:
+        """A reference to the object ``key``, to pass to calls on this cluster."""
+        return ObjectRef(key, self.config())
+
+    def delete(self, key: str) -> None:
+        """Stop serving ``key`` on the cluster, or delete the object kept under it."""
+        client = self.client()
+        if client.delete_object(key):
+            if key not in client.keys():
+                return
+        client.delete(key)
 
     def grant(self, user: str, access_level: str = "read", resources: list[str] | None = None,
               expires_in: float | datetime.timedelta | str | None = None) -> str:

@@ -16,10 +16,11 @@ from rh_core import errors
 from rh_core.plugin.interfaces import ConnectionInfo
 from rh_core.transport import shm as shared
 from rh_core.transport import wire
+from rh_core.transport.management import Management
 from rh_core.transport.remote_errors import rebuild_error
 
 
-class Client:
+class Client(Management):
     """Keep-alive HTTP client to one server. Thread-safe (httpx.Client is)."""
 
     def __init__(self, info: ConnectionInfo, token: str | None, cluster_name: str,
@@ -150,47 +151,6 @@ class Client:
     def get_json(self, path: str) -> Any:
         return self.check(self.request("GET", path)).json()
 
-    # ------------------------------------------------------------------ API
-
-    def health(self) -> dict:
-        return self.get_json("/health")
-
-    def status(self) -> dict:
-        return self.get_json("/status")
-
-    def keys(self) -> list[str]:
-        return self.get_json("/keys")["keys"]
-
-    def put(self, name: str, spec: dict) -> dict:
-        resp = self.request("PUT", f"/{name}", content=json.dumps(spec),
-                            headers={"Content-Type": wire.JSON_CT})
-        return self.check(resp).json()
-
-    def delete(self, name: str) -> None:
-        self.check(self.request("DELETE", f"/{name}"))
-
-    def create_token(self, user: str, access: str, resources: list[str],
-                     expires_in: float | None = None) -> dict:
-        body = json.dumps({"user": user, "access": access, "resources": resources,
-                           "expires_in": expires_in})
-        resp = self.request("POST", "/auth/tokens", content=body,
-                            headers={"Content-Type": wire.JSON_CT})
-        return self.check(resp).json()
-
-    def list_tokens(self) -> list[dict]:
-        return self.get_json("/auth/tokens")["tokens"]
-
-    def rename(self, name: str, new: str) -> dict:
-        resp = self.request("PATCH", f"/{name}", content=json.dumps({"rename": new}),
-                            headers={"Content-Type": wire.JSON_CT})
-        return self.check(resp).json()
-
-    def revoke_token(self, who: str) -> list[str]:
-        return self.check(self.request("DELETE", f"/auth/tokens/{who}")).json()["revoked"]
-
-    def server_log(self, access: bool = False) -> str:
-        return self.check(self.request("GET", "/logs?access=1" if access else "/logs")).text
-
     def _body(self, args, kwargs, shm_names: list[str] | None = None) -> tuple[list, list[str]]:
         refs: list[str] = []
         shm = self.info.shm_dir if shm_names is not None else None
@@ -294,33 +254,6 @@ class Client:
         if enqueue:
             params["rh_enqueue"] = "1"
         return json.loads(self.post(name, method, parts, params))["run_key"]
-
-    def get_run(self, run_key: str, timeout: float | None = None) -> Any:
-        """The run's result, waiting at most ``timeout`` seconds (then RunTimeoutError)."""
-        path = f"/runs/{run_key}" if timeout is None else f"/runs/{run_key}?rh_timeout={timeout}"
-        resp = self.check(self.request("GET", path))
-        if resp.status_code == 202:
-            raise errors.RunTimeoutError(
-                f"run {run_key!r} on cluster {self.cluster_name!r} did not end within {timeout} "
-                f"s; it goes on (rh.get(handle) again to wait, handle.cancel() to stop it)",
-                run_key)
-        return wire.loads_pickle(bytearray(resp.content))
-
-    def cancel_run(self, run_key: str) -> dict:
-        return self.check(self.request("POST", f"/runs/{run_key}/cancel")).json()
-
-    def runs(self) -> list[dict]:
-        return self.get_json("/runs")["runs"]
-
-    def run_logs(self, run_key: str) -> Iterator[str]:
-        with self.http.stream("GET", f"/runs/{run_key}/logs") as resp:
-            if resp.status_code >= 400:
-                resp.read()
-                self.check(resp)
-            yield from resp.iter_text()
-
-    def delete_run(self, run_key: str) -> None:
-        self.check(self.request("DELETE", f"/runs/{run_key}"))
 
     def map(self, name: str, method: str, items: list[tuple[tuple, dict]]) -> list:
         """Run every ``(args, kwargs)`` item; results in input order."""

@@ -106,10 +106,8 @@ def dumps_pickle(obj: Any, refs: list[str] | None = None, shm: str | None = None
     return [head, main, *raws]
 
 
-def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None,
-                 shm: str | None = None):
-    """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy), or into the
-    shared-memory files it names (only taken from the ``shm`` folder)."""
+def _split(data) -> tuple[memoryview, list[tuple[int, memoryview]]]:
+    """The pickle stream of a body and its buffers as ``(in shared memory?, view)``."""
     view = memoryview(data)
     if view.nbytes < _HEAD.size:
         raise ValueError("pickle body is too short")
@@ -117,6 +115,8 @@ def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any
     if magic not in (_MAGIC, _MAGIC_SHM):
         raise ValueError("body is not an rh pickle body (bad magic)")
     pos = _HEAD.size
+    if view.nbytes < pos + 8 * nbufs:
+        raise ValueError("pickle body header is too short")
     sizes = [_LEN.unpack_from(view, pos + 8 * i)[0] for i in range(nbufs)]
     pos += 8 * nbufs
     flags = bytes(nbufs)
@@ -127,17 +127,55 @@ def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any
     pos += main_len
     bufs = []
     for size, flag in zip(sizes, flags, strict=True):
-        buf = view[pos : pos + size]
+        bufs.append((flag, view[pos : pos + size]))
         pos += size
-        if flag:
-            if shm is None:
-                raise ValueError("the body names shared-memory buffers, which this side cannot use")
-            name, _, length = bytes(buf).decode().partition(":")
-            buf = shared.take(shm, name, int(length))
-        bufs.append(buf)
     if pos != view.nbytes:
         raise ValueError("pickle body length does not match its header")
-    return _Unpickler(io.BytesIO(main), refs, buffers=bufs).load()
+    return main, bufs
+
+
+def _take(buf: memoryview, shm: str | None) -> memoryview:
+    if shm is None:
+        raise ValueError("the body names shared-memory buffers, which this side cannot use")
+    name, _, length = bytes(buf).decode().partition(":")
+    return shared.take(shm, name, int(length))
+
+
+def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None,
+                 shm: str | None = None):
+    """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy), or into the
+    shared-memory files it names (only taken from the ``shm`` folder)."""
+    main, bufs = _split(data)
+    buffers = [_take(buf, shm) if flag else buf for flag, buf in bufs]
+    return _Unpickler(io.BytesIO(main), refs, buffers=buffers).load()
+
+
+def inline(data, shm: str | None = None) -> list[bytes | memoryview]:
+    """A body as parts with every buffer in it (those in shared memory taken from the ``shm``
+    folder): what can be kept and sent more than once. Nothing is unpickled."""
+    main, bufs = _split(data)
+    raws = [_take(buf, shm) if flag else buf for flag, buf in bufs]
+    head = _HEAD.pack(_MAGIC, len(raws), main.nbytes) + b"".join(_LEN.pack(r.nbytes) for r in raws)
+    return [head, main, *raws]
+
+
+def to_shm(data, shm: str) -> list[bytes | memoryview]:
+    """A body (with its buffers inline) as parts whose large buffers are written into new files
+    of the ``shm`` folder, for a receiver on this machine (see :mod:`rh_core.transport.shm`)."""
+    main, bufs = _split(data)
+    raws: list = []
+    flags = bytearray(len(bufs))
+    for i, (flag, buf) in enumerate(bufs):
+        if not flag and buf.nbytes >= shared.MIN_SIZE:
+            try:
+                buf = memoryview(f"{shared.write(shm, buf)}:{buf.nbytes}".encode())
+                flags[i] = 1
+            except OSError:  # /dev/shm full or gone: this buffer travels inline
+                pass
+        raws.append(buf)
+    magic = _MAGIC_SHM if any(flags) else _MAGIC
+    head = _HEAD.pack(magic, len(raws), main.nbytes) + b"".join(_LEN.pack(r.nbytes) for r in raws)
+    return [head + (bytes(flags) if any(flags) else b""), main, *raws]
 
 
 def joined(parts: Iterable[bytes | memoryview]) -> bytes:

@@ -77,6 +77,21 @@ def openapi_document(version: str) -> dict:
                 "delete": {"summary": "forget a run's result", "parameters": [key],
                            "responses": {"200": {"description": "deleted"}, "404": _err("no such run")}},
             },
+            "/objects": {"get": {"summary": "objects kept on the cluster (read on *)",
+                                 "responses": {"200": {"description": "objects"}}}},
+            "/objects/{key}": {
+                "get": {"summary": "an object (JSON, or pickle to a pickle caller)",
+                        "parameters": [key], "responses": {"200": call_ok, "404": _err("none"),
+                                                           "406": _err("pickled")}},
+                "put": {"summary": "keep an object under the key (write)", "parameters": [key],
+                        "requestBody": {"content": {
+                            "application/json": {"schema": {}},
+                            "application/x-rh-pickle": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}},
+                        "responses": {"200": {"description": "kept"}, **errors}},
+                "delete": {"summary": "delete an object (write)", "parameters": [key],
+                           "responses": {"200": {"description": "deleted"}, "404": _err("none")}},
+            },
             "/runs/{key}/cancel": {"post": {
                 "summary": "stop a run, or a call running now (write on its function)",
                 "parameters": [key],

@@ -33,14 +33,16 @@ from rh_core.resources import Cluster, Env, Function, Module, Package, Resource 
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
+from rh_core.resources.factories import here as _here  # noqa: E402
 from rh_core.resources.function import function  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
 
 
 def __getattr__(name: str):
-    # ``rh.here`` is the local cluster; built lazily so importing rh starts nothing.
+    # ``rh.here``: the cluster this code runs on (the local one outside any cluster); built
+    # lazily so importing rh starts nothing.
     if name == "here":
-        return cluster("local")
+        return _here()
     raise AttributeError(f"module 'rh_core' has no attribute {name!r}")
 
 

@@ -15,6 +15,7 @@ The parts, and what each owns:
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import attrs
@@ -29,6 +30,7 @@ from rh_server.grants import GrantsAuth, TokenStore
 from rh_server.objects import ObjectStore
 from rh_server.routes import admin as admin_routes
 from rh_server.routes import calls as call_routes
+from rh_server.routes import commands as command_routes
 from rh_server.routes import objects as object_routes
 from rh_server.routes import openapi as openapi_routes
 from rh_server.routes import runs as run_routes
@@ -69,8 +71,9 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     state_dir = ctx.rh_home / "server" / ctx.cluster_name
     grants = TokenStore(state_dir / "tokens.json")
     pm.register(GrantsAuth(grants), name="rh_server.grants")
-    auth = Auth(ctx, owner_token, pm, grants, limits.auth_failures_per_minute)
-    served = Served(ctx)
+    worker_token = "rhw_" + secrets.token_urlsafe(32)  # for code in the env workers: rh.here
+    auth = Auth(ctx, owner_token, pm, grants, limits.auth_failures_per_minute, worker_token)
+    served = Served(ctx, here_env(ctx, worker_token))
     runs = RunStore()
     objects = ObjectStore()
     dispatch = Dispatcher(served, runs, objects)
@@ -87,6 +90,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
         *call_routes.routes(call),
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),
+        *command_routes.routes(auth, served),
     ]
     for route in routes:  # a 405 names every method the path takes, from all its routes
         route.allowed = frozenset(m for r in routes if r.path == route.path for m in r.methods)
@@ -121,3 +125,17 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
             access.write(scope, status, started)
 
     return App(asgi, routes, auth, served, runs, objects, dispatch, access)
+
+
+def here_env(ctx: ServerContext, worker_token: str) -> dict:
+    """How code in this server's env workers reaches the server (``rh.here``): its address,
+    the certificate to trust, and a token of its own (never the owner's)."""
+    host = "127.0.0.1" if ctx.host in ("0.0.0.0", "", "localhost") else ctx.host
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    cert = ctx.settings.get("certfile")
+    env = {"RH_CLUSTER_NAME": ctx.cluster_name,
+           "RH_CLUSTER_URL": f"{'https' if cert else 'http'}://{host}:{ctx.port}",
+           "RH_CLUSTER_TOKEN": worker_token}
+    if cert:
+        env["RH_CLUSTER_CA"] = str(cert)
+    return env

@@ -266,8 +266,10 @@ def tail(path: Path, lines: int = 30) -> str:
 class EnvPool:
     """The worker processes of one env, and what has been defined in them (for restarts)."""
 
-    def __init__(self, key: str, spec: dict, home: Path):
+    def __init__(self, key: str, spec: dict, home: Path, base_env: dict | None = None):
         self.key, self.spec, self.home = key, spec, home
+        #: What every worker of this server gets (how to reach its own server: ``rh.here``).
+        self.base_env = dict(base_env or {})
         self.workers: list[WorkerProcess] = []
         #: name -> (define spec, extra parts, worker index or None for all)
         self.defines: dict[str, tuple[dict, list, int | None]] = {}
@@ -295,7 +297,7 @@ class EnvPool:
 
     def _new_worker(self, i: int) -> WorkerProcess:
         return WorkerProcess(
-            self.key, i, self.python, dict(self.spec.get("env_vars") or {}),
+            self.key, i, self.python, {**self.base_env, **(self.spec.get("env_vars") or {})},
             self.spec.get("working_dir"), int(self.spec.get("threads", 8)),
             self.home / "logs" / f"env-{self.key}.log",
         )

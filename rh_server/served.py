@@ -78,8 +78,10 @@ def identity(spec: dict) -> str:
 class Served:
     """The names served on this server, their specs, and the env pools that run them."""
 
-    def __init__(self, ctx: ServerContext):
+    def __init__(self, ctx: ServerContext, worker_env: dict | None = None):
         self.ctx = ctx
+        #: Environment every env worker gets besides its env's variables (see rh_server.app).
+        self.worker_env = dict(worker_env or {})
         self.home = ctx.rh_home
         self.started = time.time()
         #: name -> {name, kind, env, identity, created}
@@ -99,12 +101,12 @@ class Served:
         if pool is not None and pool.spec != spec:
             log.info("env %s changed; restarting its workers", key)
             old = pool
-            pool = EnvPool(key, spec, self.home)
+            pool = EnvPool(key, spec, self.home, self.worker_env)
             pool.defines = old.defines
             self.pools[key] = pool
             await old.stop()
         elif pool is None:
-            pool = self.pools[key] = EnvPool(key, spec, self.home)
+            pool = self.pools[key] = EnvPool(key, spec, self.home, self.worker_env)
         try:
             await pool.ensure_started(self._build_python)
         except PackageInstallError as e:

@@ -187,6 +187,7 @@ class Worker:
     def _run(self, kind, rid, parts) -> None:
         header = json.loads(parts[0])
         token = _current_rid.set(rid)
+        nested = wire.NESTED_LOGS.set(bool(header.get("logs")))
         if header.get("logs"):
             self.logged.add(rid)
         try:
@@ -204,6 +205,7 @@ class Worker:
         finally:
             self.running.finish(rid)
             self.logged.discard(rid)
+            wire.NESTED_LOGS.reset(nested)
             _current_rid.reset(token)
 
     def _flush(self, rid) -> None:

@@ -45,6 +45,7 @@ RULES = {
     ("PATCH", "/{name}"): ("write", "name"),  # a rename: write on the old and the new name
     ("GET", "/openapi.json"): ("read", "*"),
     ("GET", "/objects"): ("read", "*"),
+    ("POST", "/commands"): ("write", "*"),
     ("GET", "/objects/{key}"): ("read", "name"),
     ("PUT", "/objects/{key}"): ("write", "name"),
     ("DELETE", "/objects/{key}"): ("write", "name"),
@@ -178,6 +179,8 @@ def _request(c, method: str, path: str, caller: str):
         c.grant(f"victim_{n}", "read", ["add"])
         url = f"/auth/tokens/victim_{n}"
         still = lambda: any(t["user"] == f"victim_{n}" for t in c.tokens())  # noqa: E731
+    elif path == "/commands":
+        url, body = path, {"json": {"commands": ["true"]}}
     elif path == "/auth/tokens":
         url = path
         if method == "POST":

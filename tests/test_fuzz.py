@@ -42,11 +42,13 @@ def flatmap_path_parameters(ctx, params):
 
 
 @pytest.fixture(scope="module")
-def target(rh_home):
+def target(rh_home, tmp_path_factory):
     """The brake on invalid tokens is raised: fuzzed headers are invalid tokens by the hundred
-    (RH_AUTH_FAILURES_PER_MINUTE)."""
+    (RH_AUTH_FAILURES_PER_MINUTE). The server's home folder is a temporary one: fuzzed shell
+    commands (POST /commands, as the owner) run there."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RH_AUTH_FAILURES_PER_MINUTE", "1000000")
+        mp.setenv("HOME", str(tmp_path_factory.mktemp("fuzzed-home")))
         cluster = rh.cluster(name="fuzzed", provider="local", den_auth=True)
         rh.function(userfns.concat).to(cluster)
         rh.function(userfns.add).to(cluster)

@@ -57,6 +57,14 @@ def test_the_owner_token_is_never_on_a_command_line_nor_in_the_servers_environme
         assert owner.encode() not in Path(f"/proc/{worker['pid']}/environ").read_bytes()
 
 
+def test_code_on_the_cluster_has_a_worker_token_that_cannot_manage_tokens(secure):
+    """rh.here works from user code with a token of the workers' own: write access, but not
+    the owner's routes, and not the owner token."""
+    check = rh.function(userfns.worker_token_reach).to(secure)
+    status, here_uses_it = check(_url(secure))
+    assert status == 403 and here_uses_it is True
+
+
 def test_a_clusters_owner_token_opens_no_other_cluster(secure, own_cluster):
     own_cluster.up_if_not()
     r = httpx.get(f"{_url(secure)}/keys", headers=_owner(own_cluster))

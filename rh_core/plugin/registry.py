@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "rh"
 #: Built-in plugins: the core's own providers, connections, installers, stores and backends.
 DEFAULT_PLUGINS = (
     "rh_core.builtin.local",
+    "rh_core.builtin.here",
     "rh_core.builtin.connections",
     "rh_core.builtin.installers",
     "rh_core.builtin.stores",

@@ -11,6 +11,7 @@ import attrs
 
 from rh_core.errors import ConfigError
 from rh_core.resources.base import Resource
+from rh_core.transport import wire
 
 
 @attrs.define(slots=False)
@@ -122,7 +123,7 @@ class RemoteCallable:
         ``timeout`` (seconds) cancels a call that runs longer and raises RunTimeoutError."""
         cluster, name, method, kind = self._target()
         client = cluster.client()
-        logs = self._stream_logs if stream_logs is None else stream_logs
+        logs = (self._stream_logs or wire.NESTED_LOGS.get()) if stream_logs is None else stream_logs
         # An async function gives an awaitable and a sync one the value, unless run_async says
         # otherwise (Runhouse's flag): the same call either way.
         wait = kind in ("async", "asyncgen") if run_async is None else bool(run_async)

@@ -145,6 +145,41 @@ class Cluster(Resource):
         """What the server reports: envs, workers, uptime, versions, served names."""
         return self.client().status()
 
+    def run(self, commands: list[str] | str, timeout: float | None = None
+            ) -> list[tuple[int, str, str]]:
+        """Shell commands on the cluster (its head node, as the server's user, in its home
+        folder), one after the other: ``[(returncode, stdout, stderr), ...]``."""
+        cmds = [commands] if isinstance(commands, str) else list(commands)
+        return self.client().run_commands(cmds, timeout=timeout)
+
+    def run_python(self, lines: list[str] | str, env: str | None = None,
+                   timeout: float | None = None) -> list[tuple[int, str, str]]:
+        """Python code (the lines joined) run on the cluster with its Python, or with the
+        Python of the env ``env``: ``[(returncode, stdout, stderr)]``."""
+        code = [lines] if isinstance(lines, str) else list(lines)
+        return self.client().run_commands(code, python=True, env=env, timeout=timeout)
+
+    def run_setup(self, commands: list[str] | str) -> list[tuple[int, str, str]]:
+        """Setup commands run once per cluster: a command that ran before (recorded on the
+        cluster) is skipped; a failing one is not recorded and raises ConfigError."""
+        cmds = [commands] if isinstance(commands, str) else list(commands)
+        out = self.client().run_commands(cmds, setup=True)
+        for cmd, (code, stdout, stderr) in zip(cmds, out, strict=False):  # it stops at a failure
+            if code != 0:
+                raise ConfigError(f"setup command `{cmd}` failed on cluster {self.short_name!r} "
+                                  f"(exit code {code}): {(stdout + stderr)[-2000:]}")
+        return out
+
+    def keep_warm(self, mins: int = -1) -> Cluster:
+        """Keep the cluster up for ``mins`` minutes of idleness (-1: until it is brought down).
+        The local cluster and bring-your-own clusters never stop by themselves, so for them
+        this only records the wish; providers with an autostop apply it."""
+        self.__dict__["_keep_warm_mins"] = mins
+        apply = getattr(self.provider, "keep_warm", None)
+        if apply is not None:
+            apply(mins)
+        return self
+
     def runs(self) -> list[dict]:
         """Runs kept on the cluster, calls running now and the last ones that ended, oldest
         first: ``run_key``, ``name``, ``method``, ``kind`` (``run``, ``call``, ``stream``,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -64,3 +65,14 @@ def env(name: str | None = None, reqs: list[str] | None = None,
 def package(spec: str) -> Package:
     """A package spec: ``"numpy"``, ``"reqs:requirements.txt"``, ``"local:./pkg"``, ``"git+URL@rev"``."""
     return Package.parse(spec)
+
+
+def here():
+    """The cluster this code runs on: inside a cluster's env worker, that cluster (its server
+    reached with the worker's own token); anywhere else, the local cluster."""
+    if os.environ.get("RH_CLUSTER_URL"):
+        cls = registry().provider("here").cluster_class
+        conn = "tls" if os.environ["RH_CLUSTER_URL"].startswith("https:") else "none"
+        return cls(name=os.environ.get("RH_CLUSTER_NAME") or "here",
+                   server_connection_type=conn)
+    return cluster("local")

@@ -84,6 +84,15 @@ class Management:
     def objects(self) -> list[dict]:
         return self.get_json("/objects")["objects"]
 
+    def run_commands(self, commands: list[str], python: bool = False, env: str | None = None,
+                     setup: bool = False, timeout: float | None = None) -> list[tuple]:
+        """Shell commands (or Python code) on the server's node: ``[(code, stdout, stderr)]``."""
+        body = json.dumps({"commands": commands, "python": python, "env": env, "setup": setup,
+                           "timeout": timeout})
+        resp = self.request("POST", "/commands", content=body,
+                            headers={"Content-Type": wire.JSON_CT})
+        return [tuple(r) for r in self.check(resp).json()["results"]]
+
     def rename(self, name: str, new: str) -> dict:
         resp = self.request("PATCH", f"/{name}", content=json.dumps({"rename": new}),
                             headers={"Content-Type": wire.JSON_CT})

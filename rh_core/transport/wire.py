@@ -11,6 +11,7 @@ payload`` for pickle callers, and newline-delimited JSON for JSON callers.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import pickle
@@ -34,6 +35,11 @@ _MAGIC_SHM = b"RHS5"  # some buffers are in shared-memory files (see rh_core.shm
 _HEAD = struct.Struct("!4sIQ")
 _LEN = struct.Struct("!Q")
 FRAME_HEAD = struct.Struct("!cQ")
+
+#: Set by an env worker while it runs a call whose caller streams its logs: calls that code
+#: makes to functions on the cluster stream theirs too, so they reach the same caller.
+NESTED_LOGS: contextvars.ContextVar[bool] = contextvars.ContextVar("rh_nested_logs",
+                                                                   default=False)
 
 # Frame kinds of streaming responses.
 LOG, ITEM, RESULT, ERROR = b"L", b"I", b"R", b"E"

@@ -92,6 +92,14 @@ def openapi_document(version: str) -> dict:
                 "delete": {"summary": "delete an object (write)", "parameters": [key],
                            "responses": {"200": {"description": "deleted"}, "404": _err("none")}},
             },
+            "/commands": {"post": {
+                "summary": "shell commands or Python on the node (write on *)",
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "type": "object", "required": ["commands"], "properties": {
+                        "commands": {"type": "array", "items": {"type": "string"}},
+                        "python": {"type": "boolean"}, "setup": {"type": "boolean"},
+                        "env": {"type": "string"}, "timeout": {"type": "number"}}}}}},
+                "responses": {"200": {"description": "results"}, **errors}}},
             "/runs/{key}/cancel": {"post": {
                 "summary": "stop a run, or a call running now (write on its function)",
                 "parameters": [key],

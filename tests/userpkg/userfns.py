@@ -286,3 +286,41 @@ def sleep_marked(path, seconds):
     time.sleep(seconds)
     Path(path).write_text("finished")
     return "finished"
+
+
+def here_keys_and_run(key):
+    """From code on the cluster: rh.here reaches its own server."""
+    import rh_core as rh
+
+    here = rh.here
+    here.put(key, {"from": "inside"})
+    return sorted(here.keys()), here.run(["echo inside"]), type(here).__name__
+
+
+def outer_calls_inner(n):
+    """Prints, then calls another function it serves on the same cluster, which prints too."""
+    import rh_core as rh
+
+    print("outer starts")
+    inner = rh.function(inner_printer).to(rh.here, name="inner_printer")
+    result = inner(n)
+    print("outer ends")
+    return result
+
+
+def inner_printer(n):
+    for i in range(n):
+        print(f"inner line {i}")
+    return n
+
+
+def worker_token_reach(url):
+    """What the worker's own token may do (manage tokens: it may not), and whether rh.here uses
+    it."""
+    import httpx
+
+    import rh_core as rh
+
+    token = os.environ["RH_CLUSTER_TOKEN"]
+    r = httpx.get(f"{url}/auth/tokens", headers={"Authorization": f"Bearer {token}"})
+    return r.status_code, rh.here.client().http.headers["authorization"] == f"Bearer {token}"

@@ -112,7 +112,8 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
 
         try:
             method = scope["method"]
-            _, _, rest = scope["path"].partition("/")
+            path = scope["path"]
+            rest = path[6:] if path.startswith("/call/") else path[1:]  # Runhouse's /call/ prefix
             name, slash, meth = rest.partition("/")
             if method in ("GET", "POST") and slash and name and meth and name not in NOT_CALLS \
                     and "/" not in meth:

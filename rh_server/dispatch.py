@@ -210,7 +210,7 @@ class Dispatcher:
                 await queue.put(None)
 
         task = self.spawn(self.in_order(res["name"], pump) if enqueue else pump())
-        as_json = header["ser"] == "json"
+        as_json = (header.get("out") or header["ser"]) == "json"
         try:
             while (item := await queue.get()) is not None:
                 kind, got = item

@@ -257,7 +257,7 @@ class Worker:
         return result
 
     def _call(self, rid, header, parts, refs) -> None:
-        ser, method = header["ser"], header["method"]
+        ser, method = header.get("out") or header["ser"], header["method"]  # the answer's
         target = self._target_or_raise(header["name"], method)
         args, kwargs = self._args(header, parts[1], refs)
         if callable(target):

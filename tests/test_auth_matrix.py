@@ -38,6 +38,8 @@ RULES = {
     ("GET", "/{name}/{method}"): ("read", "name"),
     ("POST", "/{name}/{method}"): ("read", "name"),
     ("PICKLE", "/{name}/{method}"): ("write", "name"),
+    ("GET", "/call/{name}/{method}"): ("read", "name"),  # Runhouse's form of the call route
+    ("POST", "/call/{name}/{method}"): ("read", "name"),
     ("GET", "/keys"): ("read", "*"),
     ("GET", "/status"): ("read", "*"),
     ("PUT", "/{name}"): ("write", "name"),
@@ -72,7 +74,7 @@ def _cases():
     for (method, path), rule in RULES.items():
         yield method, path, rule
         if method == "GET":
-            yield "HEAD", path, ("head_call", None) if path == "/{name}/{method}" else rule
+            yield "HEAD", path, ("head_call", None) if path.endswith("/{name}/{method}") else rule
 
 
 def expected(rule, caller: str, den_auth: bool) -> int:
@@ -129,8 +131,8 @@ def _request(c, method: str, path: str, caller: str):
     n = next(_fresh)
     this, body, headers = ["add"], {}, {}
     still = lambda: True  # noqa: E731
-    if path == "/{name}/{method}":
-        url = "/add/call"
+    if path.endswith("/{name}/{method}"):
+        url = "/call/add/call" if path.startswith("/call/") else "/add/call"
         if method == "GET" or method == "HEAD":
             url += "?a=1&b=2"
         elif method == "POST":

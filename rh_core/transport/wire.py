@@ -11,12 +11,18 @@ payload`` for pickle callers, and newline-delimited JSON for JSON callers.
 
 from __future__ import annotations
 
+import base64
 import contextvars
+import dataclasses
+import datetime
+import decimal
 import io
 import json
 import pickle
 import struct
 import traceback
+import uuid
+from pathlib import PurePath
 from typing import Any, Callable, Iterable, Iterator
 
 import cloudpickle
@@ -189,8 +195,40 @@ def joined(parts: Iterable[bytes | memoryview]) -> bytes:
 
 
 def dumps_json(obj: Any) -> bytes:
-    """Compact JSON bytes (TypeError for values JSON cannot hold)."""
-    return json.dumps(obj, separators=(",", ":")).encode()
+    """Compact JSON bytes. Common types JSON has no word for get their natural form (see
+    :func:`jsonable`); anything else is a TypeError."""
+    return json.dumps(obj, separators=(",", ":"), default=jsonable).encode()
+
+
+def jsonable(obj: Any) -> Any:
+    """The JSON form of a value ``json`` cannot write itself: a numpy array or a pandas Series
+    as a list, a numpy scalar as a number, a DataFrame as a list of records, a set as a sorted
+    list, a date or time as ISO text, bytes as base64 text, a dataclass or attrs record as an
+    object, a path, UUID or Decimal as text. (Looked up by attribute and type name, so numpy and
+    pandas are never imported here.)"""
+    kind = type(obj).__name__
+    if kind == "DataFrame" and hasattr(obj, "to_dict"):
+        return obj.to_dict(orient="records")
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars, Series
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        try:
+            return sorted(obj)
+        except TypeError:
+            return list(obj)
+    if isinstance(obj, (datetime.date, datetime.time)):
+        return obj.isoformat()
+    if isinstance(obj, datetime.timedelta):
+        return obj.total_seconds()
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(obj)).decode()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(type(obj), "__attrs_attrs__"):
+        return {a.name: getattr(obj, a.name) for a in type(obj).__attrs_attrs__}
+    if isinstance(obj, (PurePath, uuid.UUID, decimal.Decimal)):
+        return str(obj)
+    raise TypeError(f"Object of type {kind} is not JSON serializable")
 
 
 def frame(kind: bytes, payload: bytes | memoryview) -> list[bytes | memoryview]:

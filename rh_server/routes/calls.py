@@ -70,6 +70,11 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
     refs = [r for r in q.get("rh_refs", "").split(",") if r]
     header = {"name": name, "method": method, "ser": ser, "refs": refs}
     pickled = ser == "pickle"
+    answer_ser = q.get("serialization", ser)  # Runhouse's: the answer's serialization
+    if answer_ser not in ("json", "pickle"):
+        raise bad_request(f"serialization must be json or pickle, got {answer_ser!r:.40}")
+    if answer_ser != ser:
+        header["out"] = answer_ser
     enqueue = flag(request, "rh_enqueue")
     shm_dir = served.ctx.settings.get("shm_dir")
     if shm_dir and pickled and flag(request, "rh_shm") and not flag(request, "rh_async"):
@@ -85,10 +90,10 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
             raise bad_request("rh_offsets must be a JSON list of ints") from None
         active = dispatch.active.begin(name, method, "map", key)
         return await _plain(request, dispatch, active, ser,
-                            lambda: dispatch.run_map(res, header, body, active))
+                            lambda: dispatch.run_map(res, header, body, active), pickled)
 
     if flag(request, "rh_async"):
-        run = dispatch.runs.add(Run(key, name, method, ser))
+        run = dispatch.runs.add(Run(key, name, method, answer_ser))
         active = dispatch.active.begin(name, method, "run", key)
         header["logs"] = True
         active.task = dispatch.spawn(
@@ -97,27 +102,27 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
 
     if flag(request, "rh_stream"):
         header["logs"] = header["stream"] = True
-        media = wire.NDJSON_CT if ser == "json" else wire.STREAM_CT
+        media = wire.NDJSON_CT if answer_ser == "json" else wire.STREAM_CT
         active = dispatch.active.begin(name, method, "stream", key)
         return StreamingResponse(
             dispatch.stream_frames(res, header, body, pickled, enqueue, active), media_type=media)
 
     active = dispatch.active.begin(name, method, "call", key)
     if enqueue:
-        return await _plain(request, dispatch, active, ser, lambda: dispatch.in_order(
-            name, lambda: dispatch.collect(res, header, body, active)))
-    return await _plain(request, dispatch, active, ser,
-                        lambda: dispatch.collect(res, header, body, active))
+        return await _plain(request, dispatch, active, answer_ser, lambda: dispatch.in_order(
+            name, lambda: dispatch.collect(res, header, body, active)), pickled)
+    return await _plain(request, dispatch, active, answer_ser,
+                        lambda: dispatch.collect(res, header, body, active), pickled)
 
 
-async def _plain(request, dispatch: Dispatcher, active, ser: str, work):
+async def _plain(request, dispatch: Dispatcher, active, ser: str, work, pickled: bool):
     """Run a call that answers once, cancelling it if its caller goes away meanwhile."""
     watching = dispatch.active.watch(active, request.receive)
     status = "error"
     try:
         kind, got = await work()
         status = "done" if kind == P.RESULT else "error"
-        return answer(kind, got, ser, ser == "pickle")
+        return answer(kind, got, ser, pickled)
     finally:
         dispatch.active.stop_watching(active, watching)
         dispatch.active.end(active, status)
@@ -137,13 +142,15 @@ def _run_key(q, dispatch: Dispatcher, name: str) -> str:
 
 
 def routes(call) -> list[JSONRoute]:
-    return [JSONRoute("/{name}/{method}", call, methods=["GET", "POST"])]
+    return [JSONRoute("/{name}/{method}", call, methods=["GET", "POST"]),
+            # Runhouse's form of the same route
+            JSONRoute("/call/{name}/{method}", call, methods=["GET", "POST"])]
 
 
 def _query_kwargs(request: Request) -> dict:
     kwargs = {}
     for key, value in request.query_params.multi_items():
-        if key.startswith("rh_"):
+        if key.startswith("rh_") or key == "serialization":  # rh's own parameters
             continue
         try:
             kwargs[key] = json.loads(value)

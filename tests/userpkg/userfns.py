@@ -324,3 +324,32 @@ def worker_token_reach(url):
     token = os.environ["RH_CLUSTER_TOKEN"]
     r = httpx.get(f"{url}/auth/tokens", headers={"Authorization": f"Bearer {token}"})
     return r.status_code, rh.here.client().http.headers["authorization"] == f"Bearer {token}"
+
+
+def np_array(values):
+    import numpy as np
+
+    return np.array(values) * 2
+
+
+def frame(n):
+    import pandas as pd
+
+    return pd.DataFrame({"i": list(range(n)), "sq": [i * i for i in range(n)]})
+
+
+def common_values():
+    import dataclasses
+    import datetime
+    import uuid
+
+    import numpy as np
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+    return {"when": datetime.date(2026, 12, 2), "tags": {"b", "a"}, "raw": b"hi",
+            "point": Point(1, 2), "id": uuid.UUID(int=1), "mean": np.float32(0.5),
+            "count": np.int64(3)}

@@ -23,7 +23,7 @@ from rh_core.errors import (  # noqa: E402
     UnknownPluginItemError,
     WorkerCrashedError,
 )
-from rh_core.names.resolve import current_folder, exists, set_folder  # noqa: E402
+from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, Module, Package, Resource  # noqa: E402
@@ -46,6 +46,6 @@ __all__ = [
     "NameClashError", "Package", "PackageInstallError", "RemoteException",
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
     "RunNotFoundError", "SerializationError", "ServerError", "UnknownPluginItemError",
-    "WorkerCrashedError", "cluster", "current_folder", "env", "exists", "function", "get",
-    "hookimpl", "load", "module", "package", "secret_backend", "set_folder",
+    "WorkerCrashedError", "cluster", "current_folder", "current_store", "env", "exists",
+    "function", "get", "hookimpl", "load", "module", "package", "secret_backend", "set_folder",
 ]

@@ -26,7 +26,7 @@ from rh_core.errors import (  # noqa: E402
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
-from rh_core.resources import Cluster, Env, Function, Module, Package, Resource  # noqa: E402
+from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
@@ -42,7 +42,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "Module",
+    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
     "NameClashError", "Package", "PackageInstallError", "RemoteException",
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
     "RunNotFoundError", "SerializationError", "ServerError", "UnknownPluginItemError",

@@ -36,7 +36,7 @@ def env_spec(env: Env) -> dict:
             p = Package(installer=p.installer, spec=str(Path(p.spec).expanduser().resolve()))
         reqs.append(str(p))
     wd = env.working_dir and str(Path(env.working_dir).expanduser().resolve())
-    return {"key": env.key, "reqs": reqs, "env_vars": dict(env.env_vars), "working_dir": wd,
+    return {"key": env.key, "reqs": reqs, "env_vars": env.variables(), "working_dir": wd,
             "processes": env.processes, "threads": env.threads}
 
 

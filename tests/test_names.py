@@ -46,12 +46,12 @@ def rh_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_names_are_saved_in_the_repositorys_rh_folder(repo, rh_home, local):
     assert rh.current_store() == str(repo / "rh")
     f = rh.function(userfns.concat).to(local)
-    f.save("~/tools/concat")
-    saved = repo / "rh" / "tools" / "concat.json"
+    f.save("~/repo-tools/concat")
+    saved = repo / "rh" / "repo-tools" / "concat.json"
     assert saved.read_text() == json.dumps(f.config(), indent=2, sort_keys=True) + "\n"
     assert saved.stat().st_mode & 0o777 == 0o644  # versioned with the code, readable like it
-    assert not (rh_home / "rns" / "tools" / "concat.json").exists()
-    assert rh.function(name="~/tools/concat")("run", "house") == "runhouse"
+    assert not (rh_home / "rns" / "repo-tools").exists()
+    assert rh.function(name="~/repo-tools/concat")("run", "house") == "runhouse"
 
 
 def test_a_repository_without_rh_folder_and_no_repository_use_the_rh_home(tmp_path, rh_home,

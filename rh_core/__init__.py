@@ -30,7 +30,7 @@ from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Packag
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
-from rh_core.resources.function import function  # noqa: E402
+from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
 
 
@@ -47,5 +47,6 @@ __all__ = [
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
     "RunNotFoundError", "SerializationError", "ServerError", "UnknownPluginItemError",
     "WorkerCrashedError", "cluster", "current_folder", "current_store", "env", "exists",
-    "function", "get", "hookimpl", "load", "module", "package", "secret_backend", "set_folder",
+    "function", "get", "hookimpl", "load", "module", "package", "secret_backend", "send",
+    "set_folder",
 ]

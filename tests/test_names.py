@@ -139,6 +139,10 @@ def test_the_full_name_is_fixed_when_saved(local):
     assert loaded.rns_address == "~/proj/boomer"
     assert loaded.to(local).rns_address == "~/proj/boomer"
 
+    with pytest.raises(rh.ConfigError, match="read-only"):
+        f.save("^boomer")
+    assert (f.name, f.rns_address) == ("boomer", "~/proj/boomer")  # a failed save changes neither
+
     assert f.delete_configs() is True
     assert not rh.exists("~/proj/boomer")
     assert loaded.delete_configs() is False  # already gone

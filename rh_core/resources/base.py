@@ -48,9 +48,14 @@ class Resource:
         target = name or self.rns_address
         if not target:
             raise ConfigError(f"give the {self.resource_type} a name to save it: .save('~/my-name')")
+        given = self.name
         if name:
-            self.name = name
-        self._rns_address = rns.save_config(target, self.config())
+            self.name = name  # the config holds the name it is saved under
+        try:
+            self._rns_address = rns.save_config(target, self.config())
+        except BaseException:
+            self.name = given
+            raise
         return self
 
     def delete_configs(self) -> bool:

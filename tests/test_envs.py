@@ -105,7 +105,7 @@ def _tagged_repo(tmp_path, name):
     return repo
 
 
-def test_git_package_record_as_the_seeds_wrote_it(local, tmp_path):
+def test_git_package_as_runhouse_wrote_it(local, tmp_path):
     repo = _tagged_repo(tmp_path, "rh_gitpkg_proj")
     package = rh.GitPackage(git_url=f"file://{repo}", install_method="pip", revision="v1.0")
     assert str(package) == f"git:file://{repo}@v1.0"

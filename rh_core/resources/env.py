@@ -116,7 +116,7 @@ class Env(Resource):
     def __attrs_post_init__(self):
         for r in self.reqs:
             Package.parse(r)  # fail early on a bad spec
-        if isinstance(self.env_vars, (str, os.PathLike)):  # env_vars=".env", as the seeds wrote
+        if isinstance(self.env_vars, (str, os.PathLike)):  # env_vars=".env", as Runhouse wrote it
             if self.env_file:
                 raise ConfigError("give the dotenv file once: env_vars='.env' or env_file='.env'")
             self.env_file, self.env_vars = os.fspath(self.env_vars), {}

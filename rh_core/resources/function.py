@@ -171,8 +171,8 @@ def send(fn: Callable | None = None, name: str | None = None, system: Any = None
          env: Env | list | str | None = None, stream_logs: bool = False,
          serialize_notebook_fn: bool = False, *, hardware: Any = None,
          reqs: list | None = None) -> Function:
-    """Runhouse's older name for :func:`function`, with the same arguments; it also takes the
-    seeds' ``hardware=`` (``system=``) and ``reqs=`` (``env=`` as a list of packages)."""
+    """Runhouse's older name for :func:`function`, with the same arguments; it also takes
+    Runhouse's ``hardware=`` (``system=``) and ``reqs=`` (``env=`` as a list of packages)."""
     if hardware is not None and system is not None:
         raise ConfigError("rh.send: give the cluster once, as system= or hardware=")
     if reqs is not None and env is not None:

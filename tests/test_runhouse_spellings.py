@@ -1,4 +1,4 @@
-"""The seeds' (Runhouse's) spellings that keep working: ``rh.send``, ``serialize_notebook_fn``,
+"""Runhouse's spellings that keep working: ``rh.send``, ``serialize_notebook_fn``,
 and a function's ``ssh()`` and ``notebook()`` (those of its cluster)."""
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import userfns
+from rh_byo import testing
+from rh_byo.ssh import free_port
 from rh_byo.ssh_config import INCLUDE_COMMENT
 
 import rh_core as rh
@@ -84,6 +86,51 @@ def test_the_users_own_config_is_kept_and_included_once(own_cluster, rh_home, tm
     rh_text = (rh_home / "ssh" / "config").read_text()
     assert "Host byo-sshcfg-kept\n" in rh_text and "byo-mine" not in rh_text
     assert _ssh(link, "byo-sshcfg-kept", "true").returncode == 0
+
+
+def test_the_entry_goes_through_the_clusters_proxy_command(sshd, rh_home, user_ssh_config,
+                                                           tmp_path):
+    used = tmp_path / "proxy-used"
+    proxy = tmp_path / "proxy.sh"
+    proxy.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1:$2" >> {used}\n'
+        f"exec ssh -i {sshd['key']} -p {sshd['port']} -o BatchMode=yes -o IdentitiesOnly=yes "
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={rh_home}/ssh/known_hosts "
+        f'-W "$1:$2" {sshd["user"]}@127.0.0.1\n')
+    proxy.chmod(0o755)
+    creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"], "ssh_port": sshd["port"],
+             "ssh_proxy_command": f"{proxy} %h %p"}
+    cluster = rh.cluster(name="byo-sshcfg-proxy", ips=["127.0.0.1"], ssh_creds=creds,
+                         server_port=free_port())
+    try:
+        cluster.up()
+        before = len(used.read_text().splitlines())
+        out = _ssh(user_ssh_config, "byo-sshcfg-proxy", "echo", "via-proxy")
+        assert (out.returncode, out.stdout) == (0, "via-proxy\n"), out.stderr
+        assert len(used.read_text().splitlines()) == before + 1  # through the proxy
+    finally:
+        cluster.down()
+
+
+def test_the_entry_goes_through_the_clusters_jump_host(sshd, user_ssh_config):
+    jump = testing.start_sshd(sshd["user"], fresh_home=False)
+    try:
+        (jump.dir / "authorized_keys").write_text(Path(sshd["key"] + ".pub").read_text())
+        creds = {"ssh_user": sshd["user"], "ssh_private_key": sshd["key"],
+                 "ssh_port": sshd["port"], "ssh_proxy_jump": f"{jump.user}@127.0.0.1:{jump.port}"}
+        cluster = rh.cluster(name="byo-sshcfg-jump", ips=["127.0.0.1"], ssh_creds=creds,
+                             server_port=free_port())
+        try:
+            cluster.up()
+            accepted = (jump.dir / "sshd.log").read_text().count("Accepted publickey")
+            out = _ssh(user_ssh_config, "byo-sshcfg-jump", "echo", "via-jump")
+            assert (out.returncode, out.stdout) == (0, "via-jump\n"), out.stderr
+            assert (jump.dir / "sshd.log").read_text().count("Accepted publickey") == accepted + 1
+        finally:
+            cluster.down()
+    finally:
+        jump.stop()
 
 
 def test_a_functions_ssh_and_notebook_are_its_clusters(node):

@@ -149,6 +149,7 @@ def main(argv=None) -> int:
     home = workdir / "rh_home"
     home.mkdir(mode=0o700)
     os.environ["RH_HOME"] = str(home)  # before rh_core is imported: never touch ~/.rh
+    os.environ["RH_SSH_CONFIG"] = "none"  # nor ~/.ssh/config (byo adds an Include line there)
     meta = {"mode": "quick" if args.quick else "default", "python": platform.python_version(),
             "platform": platform.platform(), "cpus": os.cpu_count(), "sizes": sizes,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -26,15 +26,15 @@ from rh_core.errors import (  # noqa: E402
     UnknownPluginItemError,
     WorkerCrashedError,
 )
-from rh_core.names.resolve import current_folder, exists, set_folder  # noqa: E402
+from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
-from rh_core.resources import Cluster, Env, Function, Module, Package, Resource  # noqa: E402
+from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
-from rh_core.resources.function import function  # noqa: E402
+from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
 
 
@@ -47,11 +47,11 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "Module",
+    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
     "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
-    "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunHandle",
-    "RunCancelledError", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
-    "UnknownPluginItemError",
-    "WorkerCrashedError", "cluster", "current_folder", "env", "exists", "function", "get",
-    "hookimpl", "load", "module", "package", "secret_backend", "set_folder",
+    "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunCancelledError",
+    "RunHandle", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
+    "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
+    "env", "exists", "function", "get", "hookimpl", "load", "module", "package",
+    "secret_backend", "send", "set_folder",
 ]

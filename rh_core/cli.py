@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from pathlib import Path
 
 import attrs
 import typer
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from rh_core.builtin.local import cluster_from_record
 from rh_core.errors import ResourceNotFoundError, RhError
+from rh_core.names import resolve
 from rh_core.paths import rh_home
 from rh_core.plugin.registry import registry
 from rh_core.resources.factories import cluster
@@ -108,6 +110,25 @@ def logs(name: str = typer.Argument("local"),
         typer.echo(_cluster(name).client().server_log(access=True), nl=False)
         return
     typer.echo(_cluster(name).logs(), nl=False)
+
+
+@app.command("ls")
+@friendly
+def ls(folder: str = typer.Argument("~", help="a folder of names: ~, ~/proj, proj, ^")) -> None:
+    """List saved names under a folder: in a git repository with an rh/ folder, its names and
+    then the rh home's, each under the place that holds it."""
+    home = str(Path.home())
+    if home != "/" and (folder == home or folder.startswith(home + "/")):
+        folder = "~" + folder[len(home):]  # the shell expanded `rh ls ~/proj`: a name was meant
+    seen: set[str] = set()
+    for place, names in resolve.places(folder).items():
+        typer.echo(f"{place}:")
+        for n in names:
+            hidden = "  (hidden: loading finds the one above)" if n in seen else ""
+            typer.echo(f"  {n}{hidden}")
+        if not names:
+            typer.echo("  (nothing saved here)")
+        seen.update(names)
 
 
 @app.command()

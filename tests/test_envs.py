@@ -7,6 +7,7 @@ small package from the package index).
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import textwrap
 
@@ -89,6 +90,72 @@ def test_git_package_at_a_revision(local, tmp_path):
     subprocess.run([*git, "commit", "-qam", "v2"], check=True)
     env = rh.env(name="gitenv", reqs=[f"git+file://{repo}@{rev}"])
     assert rh.function(userfns.version_of).to(local, env=env)("rh_git_proj")[0] == "1.0"
+
+
+def _tagged_repo(tmp_path, name):
+    """A git repository of a tiny project: tag v1.0 holds version 1.0, the branch 2.0."""
+    repo = _project(tmp_path / name, name, "1.0")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    subprocess.run([*git, "tag", "v1.0"], check=True)
+    (repo / f"{name}.py").write_text("__version__ = '2.0'\n")
+    subprocess.run([*git, "commit", "-qam", "v2"], check=True)
+    return repo
+
+
+def test_git_package_as_runhouse_wrote_it(local, tmp_path):
+    repo = _tagged_repo(tmp_path, "rh_gitpkg_proj")
+    package = rh.GitPackage(git_url=f"file://{repo}", install_method="pip", revision="v1.0")
+    assert str(package) == f"git:file://{repo}@v1.0"
+    env = rh.env(name="gitpkg", reqs=[package])
+    assert env.reqs == [f"git:file://{repo}@v1.0"]
+    assert rh.function(userfns.version_of).to(local, env=env)("rh_gitpkg_proj")[0] == "1.0"
+
+
+def test_git_package_install_method_is_checked():
+    with pytest.raises(rh.ConfigError, match="install_method 'conda' is not supported for a "
+                                             "GitPackage: the git installer installs it with pip"):
+        rh.GitPackage(git_url="https://example.invalid/x.git", install_method="conda")
+    with pytest.raises(rh.ConfigError, match="a GitPackage needs git_url"):
+        rh.GitPackage(git_url="")
+
+
+def test_env_vars_from_a_dotenv_file(local, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(textwrap.dedent("""\
+        # what the workers need
+        export API_URL="https://api.example.com/v1"
+        GREETING='hello world'   # quoted, with a comment after it
+
+        EMPTY=
+        TOKEN=abc=def
+    """))
+    env = rh.env(name="dotenv", env_vars=".env")
+    getenv = rh.function(userfns.getenv).to(local, env=env)
+    assert getenv("API_URL") == "https://api.example.com/v1"
+    assert getenv("GREETING") == "hello world"
+    assert getenv("EMPTY") == ""
+    assert getenv("TOKEN") == "abc=def"
+
+    # The file's values never enter a config; the file is read again when the env is sent.
+    env.save("~/dotenv-env")
+    assert "abc=def" not in json.dumps(rh.load("~/dotenv-env").config())
+    (tmp_path / ".env").write_text("TOKEN=rotated\n")
+    getenv = rh.function(userfns.getenv).to(local, env=rh.env("~/dotenv-env"))
+    assert getenv("TOKEN") == "rotated"
+    assert env.delete_configs() is True
+
+
+def test_a_missing_dotenv_file_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(rh.ConfigError, match=f"the env_vars file 'prod.env' was not found: "
+                                             f"looked for {tmp_path}/prod.env"):
+        rh.env(env_vars="prod.env")
+    (tmp_path / "bad.env").write_text("A=1\nJUST_A_NAME\n")
+    with pytest.raises(rh.ConfigError, match="JUST_A_NAME has no value"):
+        rh.env(env_vars="bad.env")
 
 
 def test_pip_package_and_requirements_file_share_a_cached_venv(local, tmp_path):

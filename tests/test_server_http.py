@@ -103,7 +103,8 @@ def test_remote_exception_as_json_500_with_traceback(http, local):
 def test_result_that_is_not_json_names_its_type(http):
     r = http.get("/not_json/call")
     assert r.status_code == 500
-    assert "result of type set could not be serialized with json" in r.json()["error"]["message"]
+    assert "result of type userfns.Opaque could not be serialized with json" in \
+        r.json()["error"]["message"]
 
 
 def test_generator_as_json_list_and_as_ndjson_stream(http):

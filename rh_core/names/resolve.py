@@ -19,8 +19,16 @@ _current = ["~"]
 
 
 def current_folder() -> str:
-    """The folder names without a prefix are resolved in (``~`` unless changed)."""
+    """The folder names without a prefix are resolved in (``~`` unless changed). Where its
+    configs are kept on disk is :func:`current_store`."""
     return _current[0]
+
+
+def current_store() -> str:
+    """Where the store of :func:`current_folder` saves configs now. For ``~``: the ``rh/``
+    folder of the git repository holding the working directory, when it has one; else
+    ``$RH_HOME/rns``."""
+    return _store(current_folder()[0]).location()
 
 
 def set_folder(folder: str) -> None:
@@ -50,6 +58,7 @@ def split_name(name: str) -> tuple[str, str]:
 
 
 def full_name(name: str) -> str:
+    """The name with its store's prefix: ``"b"`` in folder ``~/a`` -> ``"~/a/b"``."""
     prefix, path = split_name(name)
     return f"{prefix}/{path}" if prefix != "^" else f"^{path}"
 
@@ -66,7 +75,6 @@ def load_config(name: str) -> dict:
             f"no resource saved as {full_name(name)!r}; saved here: {list_names(prefix) or 'none'}"
         )
     return config
-
 
 
 def exists(name: str) -> bool:
@@ -92,3 +100,12 @@ def delete(name: str) -> bool:
 
 def list_names(prefix: str = "~", folder: str = "") -> list[str]:
     return _store(prefix).list(folder)
+
+
+def places(folder: str = "~") -> dict[str, list[str]]:
+    """The full names (and subfolders, ending in ``/``) under ``folder``, by the place that
+    holds them, in the order loading looks (what ``rh ls`` prints)."""
+    prefix, path = split_name(folder)
+    head = prefix if prefix == "^" else f"{prefix}/"
+    return {place: [f"{head}{n}" for n in names]
+            for place, names in _store(prefix).places(path).items()}

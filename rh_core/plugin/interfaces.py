@@ -181,6 +181,17 @@ class RnsStore(ABC):
     def list(self, folder: str) -> list[str]:
         """Names (paths without prefix) saved directly under ``folder``."""
 
+    def location(self) -> str:
+        """Where :meth:`save` writes now, as a person reads it (a folder, a URL); the prefix
+        when the store has nothing better to say. ``rh.current_store()`` shows it."""
+        return self.prefix
+
+    def places(self, folder: str) -> dict[str, list[str]]:
+        """What ``rh ls`` shows: the names directly under ``folder`` (and its subfolders, ending
+        in ``/``), by the place that holds them, in the order :meth:`load` looks. One place,
+        :meth:`location`, unless the store overrides this."""
+        return {self.location(): self.list(folder)}
+
 
 class SecretBackend(ABC):
     """Stores secret values by key; configs only ever hold the key."""

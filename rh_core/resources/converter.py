@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from rh_core.errors import ConfigError
 from rh_core.plugin.registry import Registry, registry
@@ -39,9 +39,23 @@ def resource_classes(reg: Registry | None = None) -> dict[tuple[str, str | None]
 def make_converter(reg: Registry | None = None) -> cattrs.Converter:
     """A converter that knows every resource class, including those of installed plugins."""
     conv = cattrs.Converter(forbid_extra_keys=True)
-    for cls in set(resource_classes(reg).values()):
-        conv.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, conv))
-        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
+    classes = set(resource_classes(reg).values())
+
+    def omitted(cls: type) -> dict:
+        # Fields marked ``metadata={"config": False}`` (where it was saved) are not the config.
+        return {f.name: override(omit=True) for f in attrs.fields(cls)
+                if not f.metadata.get("config", True)}
+
+    # Factories, not hooks: a hook is made when first needed, so a resource inside another
+    # (a function's env) gets its own hook, whatever the order of the classes.
+    def ours(t) -> bool:
+        return isinstance(t, type) and t in classes
+
+    conv.register_unstructure_hook_factory(
+        ours, lambda cls: make_dict_unstructure_fn(cls, conv, **omitted(cls)))
+    conv.register_structure_hook_factory(
+        ours, lambda cls: make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True,
+                                                 **omitted(cls)))
     return conv
 
 

@@ -12,7 +12,7 @@ from rh_core.names import resolve as rns
 from rh_core.plugin.registry import registry
 from rh_core.resources.base import load
 from rh_core.resources.cluster import Cluster
-from rh_core.resources.env import Env, Package
+from rh_core.resources.env import Env, GitPackage, Package, read_env_file
 
 
 def cluster(name: str | None = None, provider: str | None = None, **fields: Any):
@@ -47,18 +47,24 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
         raise ConfigError(f"bad argument for a {provider} cluster ({e}); known: {known}") from None
 
 
-def env(name: str | None = None, reqs: list[str] | None = None,
-        env_vars: dict[str, str] | None = None, working_dir: str | None = None,
+def env(name: str | None = None, reqs: list[str | Package | GitPackage] | None = None,
+        env_vars: dict[str, str] | str | os.PathLike | None = None, working_dir: str | None = None,
         processes: int = 1, threads: int = 8) -> Env:
     """An env: its own worker processes, variables and packages on the cluster.
 
-    With only ``name``, loads a saved env if there is one.
+    ``env_vars`` is a dict, or the path of a dotenv file (``".env"``, relative to the working
+    directory), read each time the env is sent to a cluster. With only ``name``, loads a saved
+    env if there is one.
     """
     if name and reqs is None and env_vars is None and working_dir is None and rns.exists(name):
         loaded = load(name)
         if isinstance(loaded, Env):
             return loaded
-    return Env(name=name, reqs=list(reqs or []), env_vars=dict(env_vars or {}),
+    if isinstance(env_vars, (str, os.PathLike)):
+        read_env_file(os.fspath(env_vars))  # a missing or bad file fails here, not at .to()
+    else:
+        env_vars = dict(env_vars or {})
+    return Env(name=name, reqs=list(reqs or []), env_vars=env_vars,
                working_dir=working_dir, processes=processes, threads=threads)
 
 

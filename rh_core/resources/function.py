@@ -36,7 +36,7 @@ def env_spec(env: Env) -> dict:
             p = Package(installer=p.installer, spec=str(Path(p.spec).expanduser().resolve()))
         reqs.append(str(p))
     wd = env.working_dir and str(Path(env.working_dir).expanduser().resolve())
-    return {"key": env.key, "reqs": reqs, "env_vars": dict(env.env_vars), "working_dir": wd,
+    return {"key": env.key, "reqs": reqs, "env_vars": env.variables(), "working_dir": wd,
             "processes": env.processes, "threads": env.threads}
 
 
@@ -88,6 +88,25 @@ class Code(Resource):
         """The HTTP URL of this resource on its cluster."""
         return f"{self.cluster.client().info.base_url}/{self.served_as}"
 
+    def _ssh_cluster(self, what: str):
+        cluster = self.cluster
+        if not callable(getattr(cluster, what, None)):
+            raise ConfigError(
+                f"{self.served_as} runs on cluster {cluster.short_name!r} (provider "
+                f"{cluster.subtype!r}), which is not reached over SSH: it has no {what}(). "
+                f"Clusters of machines you SSH into (rh-byo) have one")
+        return cluster
+
+    def ssh(self, command: str | None = None) -> int:
+        """A shell (or one command) on the head node of its cluster: ``cluster.ssh()``; the exit
+        code. Only clusters reached over SSH have one."""
+        return self._ssh_cluster("ssh").ssh(command)
+
+    def notebook(self, port: int = 8888) -> str:
+        """JupyterLab on the head node of its cluster: ``cluster.notebook()``; the URL to open.
+        Only clusters reached over SSH have one."""
+        return self._ssh_cluster("notebook").notebook(port)
+
 
 @attrs.define(kw_only=True, slots=False)
 class Function(Code, RemoteCallable):
@@ -125,8 +144,13 @@ class Function(Code, RemoteCallable):
 
 
 def function(fn: Callable | None = None, name: str | None = None, system: Any = None,
-             env: Env | list | str | None = None, stream_logs: bool = False) -> Function:
-    """Wrap ``fn`` to send it to a cluster, or load a saved function by ``name``."""
+             env: Env | list | str | None = None, stream_logs: bool = False,
+             serialize_notebook_fn: bool = False) -> Function:
+    """Wrap ``fn`` to send it to a cluster, or load a saved function by ``name``.
+
+    ``serialize_notebook_fn=True`` sends the function itself (cloudpickle, as for one defined
+    in a notebook) even when its module is importable: its module then need not exist there.
+    """
     if fn is None:
         if not name:
             raise ConfigError("rh.function needs a function, or the name of a saved one")
@@ -136,8 +160,23 @@ def function(fn: Callable | None = None, name: str | None = None, system: Any = 
         return loaded
     if not callable(fn):
         raise ConfigError(f"rh.function takes a function, got {type(fn).__name__}")
-    pointer, code = code_ref(fn)
+    pointer, code = code_ref(fn, by_value=serialize_notebook_fn)
     f = Function(name=name, pointer=pointer, code=code, qualname=fn.__qualname__,
                  kind=call_kind(fn), env=as_env(env) if env is not None else None,
                  stream_logs=stream_logs)
     return f.to(system, env=env, name=name) if system is not None else f
+
+
+def send(fn: Callable | None = None, name: str | None = None, system: Any = None,
+         env: Env | list | str | None = None, stream_logs: bool = False,
+         serialize_notebook_fn: bool = False, *, hardware: Any = None,
+         reqs: list | None = None) -> Function:
+    """Runhouse's older name for :func:`function`, with the same arguments; it also takes
+    Runhouse's ``hardware=`` (``system=``) and ``reqs=`` (``env=`` as a list of packages)."""
+    if hardware is not None and system is not None:
+        raise ConfigError("rh.send: give the cluster once, as system= or hardware=")
+    if reqs is not None and env is not None:
+        raise ConfigError("rh.send: give the packages once, as env= or reqs=")
+    return function(fn, name=name, system=system if hardware is None else hardware,
+                    env=env if reqs is None else list(reqs), stream_logs=stream_logs,
+                    serialize_notebook_fn=serialize_notebook_fn)

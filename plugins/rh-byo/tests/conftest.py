@@ -41,6 +41,20 @@ def rh_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def user_ssh_config(tmp_path_factory):
+    """The ssh config file bring-up adds its Include line to: one of the session's
+    (``RH_SSH_CONFIG``), never the ``~/.ssh/config`` of the machine running the tests."""
+    path = tmp_path_factory.mktemp("user-ssh") / "config"
+    saved = os.environ.get("RH_SSH_CONFIG")
+    os.environ["RH_SSH_CONFIG"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("RH_SSH_CONFIG", None)
+    else:
+        os.environ["RH_SSH_CONFIG"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def keyring_file(tmp_path_factory):
     """Secrets saved by the tests go to a keyring file of their own (keyrings.alt's file
     keyring, as on a headless machine), never the user's keyring."""

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rh_byo import codesync, wheelhouse
+from rh_byo import codesync, ssh_config, wheelhouse
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
 from rh_byo.errors import NO_SPACE, SSHError, disk_full_error
 from rh_byo.probe import probe
@@ -128,6 +128,7 @@ class BYOProvider(ComputeProvider):
         more = f" and {len(nodes) - 1} more node(s)" if self.multi else ""
         with steps.step(f"connecting to {self.node.target}{more}"):
             infos = self.each(self._probe, nodes)
+        ssh_config.add_host(self.cluster)  # `ssh <cluster-name>` from a terminal
         info = infos[0]
         _, key = wheelhouse._source(self.extras)
         ray_up = not self.multi or all(i.get("ray") for i in infos)
@@ -240,7 +241,8 @@ echo $!
 
     def down(self) -> None:
         """Stop the server (and Ray on every node), then close every node's SSH connection
-        (the OpenSSH master, or paramiko's)."""
+        (the OpenSSH master, or paramiko's); ``ssh <cluster-name>`` goes with it."""
+        ssh_config.remove_host(self.cluster.short_name)
         try:
             info = self._probe()
         except SSHError:

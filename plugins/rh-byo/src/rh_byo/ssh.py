@@ -51,6 +51,20 @@ def remote_path(dest: str) -> str:
     return dest[2:] if dest.startswith("~/") else dest
 
 
+def jump_command(jump: str, creds: dict, known_hosts: Path, host_keys: str = "accept-new") -> str:
+    """The ProxyCommand that reaches a node through the jump host ``jump`` (``user@host[:port]``)
+    with the node's key and rh's known_hosts (``StrictHostKeyChecking`` ``host_keys``)."""
+    user_host, _, port = jump.rpartition(":") if jump.count(":") == 1 else (jump, "", "")
+    parts = ["ssh", "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={host_keys}",
+             "-o", f"UserKnownHostsFile={known_hosts}", "-o", "LogLevel=ERROR"]
+    if creds.get("ssh_private_key"):
+        parts += ["-i", str(Path(creds["ssh_private_key"]).expanduser()), "-o", "IdentitiesOnly=yes"]
+    if port:
+        parts += ["-p", port]
+    parts += ["-W", "%h:%p", user_host]
+    return " ".join(shlex.quote(p) if p != "%h:%p" else p for p in parts)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
@@ -110,16 +124,7 @@ class SSHNode:
         return opts
 
     def _jump_command(self, jump: str) -> str:
-        user_host, _, port = jump.rpartition(":") if jump.count(":") == 1 else (jump, "", "")
-        parts = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "LogLevel=ERROR"]
-        if self.creds.get("ssh_private_key"):
-            parts += ["-i", str(Path(self.creds["ssh_private_key"]).expanduser()),
-                      "-o", "IdentitiesOnly=yes"]
-        if port:
-            parts += ["-p", port]
-        parts += ["-W", "%h:%p", user_host]
-        return " ".join(shlex.quote(p) if p != "%h:%p" else p for p in parts)
+        return jump_command(jump, self.creds, self.known_hosts)
 
     def _explain(self, code: int, stderr: str) -> SSHError:
         text = stderr.strip()

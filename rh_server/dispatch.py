@@ -153,8 +153,10 @@ class Dispatcher:
         finally:
             self.active.end(active, run.status)
 
-    async def run_map(self, res: dict, header: dict, body, active: Active) -> tuple[bytes, list]:
-        """Spread pickled chunks over the env's workers; answer their results in input order."""
+    async def run_map(self, res: dict, header: dict, body, active: Active, on_log=None
+                      ) -> tuple[bytes, list]:
+        """Spread pickled chunks over the env's workers; answer their results in input order.
+        With ``on_log``, the items' output is handed to it as it comes (streamed maps)."""
         try:
             chunks = wire.unpack_parts(body)
         except ValueError as e:
@@ -166,8 +168,8 @@ class Dispatcher:
             # A cluster of several nodes: one worker drives Ray tasks over every node's CPUs.
             h = dict(header, offsets=offsets, ray={"env": res["env"]})
             try:
-                return await pool.pick(res["name"]).ask(P.MAP, [P.jpart(h), body, b"", *refs],
-                                                        active.targets)
+                return await _ask(pool.pick(res["name"]), [P.jpart(h), body, b"", *refs], active,
+                                  on_log)
             except WorkerDied as e:
                 return self._crashed(res, e)
             except CallCancelled as e:
@@ -181,7 +183,7 @@ class Dispatcher:
                 if active.cancelled:
                     return _cancelled(active)
                 try:
-                    return await worker.ask(P.MAP, [P.jpart(h), chunk, b"", *refs], active.targets)
+                    return await _ask(worker, [P.jpart(h), chunk, b"", *refs], active, on_log)
                 except WorkerDied as e:
                     return self._crashed(res, e)
                 except CallCancelled as e:
@@ -194,15 +196,25 @@ class Dispatcher:
         return P.RESULT, wire.pack_parts([b"".join(got) for _, got in answers])
 
     async def stream_frames(self, res, header, body, authenticated: bool, enqueue: bool,
-                            active: Active):
+                            active: Active, mapped: bool = False):
         """Bytes of a streaming response: frames for pickle callers, NDJSON for JSON callers.
-        A caller that goes away cancels the call (the response stops, and with it the pump)."""
+        A caller that goes away cancels the call (the response stops, and with it the pump).
+        ``mapped``: a map, whose items' output comes first and its packed results last."""
         queue: asyncio.Queue = asyncio.Queue()
         status = ["running"]
 
+        async def answers():
+            if mapped:
+                got = await self.run_map(res, header, body, active,
+                                         on_log=lambda parts: queue.put_nowait((P.LOG, parts)))
+                yield got
+                return
+            async for item in self.execute(res, header, body, active):
+                yield item
+
         async def pump():
             try:
-                async for item in self.execute(res, header, body, active):
+                async for item in answers():
                     if item[0] in (P.RESULT, P.ERROR):
                         status[0] = "done" if item[0] == P.RESULT else "error"
                     await queue.put(item)
@@ -233,6 +245,18 @@ class Dispatcher:
 def _error(kind: str, type_name: str, message: str) -> tuple[bytes, list]:
     return P.ERROR, [P.jpart({"type": type_name, "message": message, "traceback": "",
                               "kind": kind})]
+
+
+async def _ask(worker, parts: list, active: Active, on_log) -> tuple[bytes, list]:
+    """A MAP message's final answer; its LOG answers go to ``on_log`` when there is one."""
+    if on_log is None:
+        return await worker.ask(P.MAP, parts, active.targets)
+    async for kind, got in worker.request(P.MAP, parts, active.targets):
+        if kind == P.LOG:
+            on_log(got)
+        elif kind in (P.RESULT, P.ERROR):
+            return kind, got
+    raise WorkerDied("the worker ended the map without an answer")
 
 
 def _cancelled(active: Active, e: CallCancelled | None = None) -> tuple[bytes, list]:

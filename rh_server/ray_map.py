@@ -18,6 +18,8 @@ import, so every function imports it where it needs it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 import site
@@ -68,7 +70,7 @@ def run(spec: dict, header: dict, chunks: list, refs: dict) -> bytes:
     task = _connect()
     env = header["ray"].get("env") or {}
     offsets = header.get("offsets") or [0] * len(chunks)
-    small = {k: header[k] for k in ("name", "method") if k in header}
+    small = {k: header[k] for k in ("name", "method", "logs") if k in header}
     ref_ids = {k: ray.put(bytes(v)) for k, v in refs.items()}
     slots = _slots()
     futures = [
@@ -77,10 +79,14 @@ def run(spec: dict, header: dict, chunks: list, refs: dict) -> bytes:
         for i, chunk in enumerate(chunks)
     ]
     results = ray.get(futures)
-    for ok, value in results:
+    for ok, value, out, err in results:  # the items' output, in input order, to the caller
+        if out:
+            sys.stdout.write(out)
+        if err:
+            sys.stderr.write(err)
         if not ok:
             raise _rebuild(value)
-    return wire.joined(wire.pack_parts([value for _, value in results]))
+    return wire.joined(wire.pack_parts([value for _, value, _, _ in results]))
 
 
 def _slots() -> list:
@@ -139,7 +145,17 @@ def _prepare(env: dict) -> None:
 
 
 def _run_chunk(spec: dict, env: dict, header: dict, chunk: bytes, offset: int, refs: dict):
-    """One chunk on whichever node Ray chose: ``(True, result bytes)`` or ``(False, error)``."""
+    """One chunk on whichever node Ray chose: ``(True, result bytes, stdout, stderr)`` or
+    ``(False, error, stdout, stderr)``; the output only when the caller streams logs."""
+    out, err = io.StringIO(), io.StringIO()
+    keep = header.get("logs")
+    with contextlib.redirect_stdout(out if keep else sys.stdout), \
+            contextlib.redirect_stderr(err if keep else sys.stderr):
+        ok, value = _chunk(spec, env, chunk, offset, refs)
+    return ok, value, out.getvalue(), err.getvalue()
+
+
+def _chunk(spec: dict, env: dict, chunk: bytes, offset: int, refs: dict):
     global _loader
     item = offset
     try:

@@ -94,3 +94,20 @@ def test_output_of_nested_calls_streams_to_the_outer_caller(local, capfd):
 
 def test_keep_warm_returns_the_cluster(local):
     assert local.keep_warm(mins=30) is local
+
+
+def test_map_items_output_streams_when_asked(local, capfd):
+    shout = rh.function(userfns.shout).to(local)
+    assert shout.map([1, 2, 3], stream_logs=True) == [10, 20, 30]
+    out = capfd.readouterr().out
+    assert all(f"item {i} here" in out for i in (1, 2, 3))
+    assert shout.map([4]) == [40]
+    assert "item 4" not in capfd.readouterr().out
+
+
+def test_a_map_made_by_code_on_the_cluster_streams_to_the_outer_caller(local, capfd):
+    rh.function(userfns.shout).to(local)
+    outer = rh.function(userfns.outer_maps).to(local)
+    assert outer(2, stream_logs=True) == [0, 10]
+    out = capfd.readouterr().out
+    assert "outer maps" in out and "item 0 here" in out and "item 1 here" in out

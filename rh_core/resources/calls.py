@@ -123,7 +123,7 @@ class RemoteCallable:
         ``timeout`` (seconds) cancels a call that runs longer and raises RunTimeoutError."""
         cluster, name, method, kind = self._target()
         client = cluster.client()
-        logs = (self._stream_logs or wire.NESTED_LOGS.get()) if stream_logs is None else stream_logs
+        logs = self._logs(stream_logs)
         # An async function gives an awaitable and a sync one the value, unless run_async says
         # otherwise (Runhouse's flag): the same call either way.
         wait = kind in ("async", "asyncgen") if run_async is None else bool(run_async)
@@ -155,19 +155,29 @@ class RemoteCallable:
         cluster.client().call_async(name, method, args, kwargs, run_key=key, enqueue=enqueue)
         return RunHandle(key, cluster.config())
 
-    def map(self, *iterables, **kwargs) -> list:
+    def map(self, *iterables, stream_logs: bool | None = None, **kwargs) -> list:
         """Call once per input, in parallel on the env's workers; results in input order.
 
         ``f.map(['a', 'b'], num=[1, 2], steps=50)`` calls ``f('a', num=1, steps=50)`` and
-        ``f('b', num=2, steps=50)``: lists pair up, scalars are broadcast.
+        ``f('b', num=2, steps=50)``: lists pair up, scalars are broadcast. ``stream_logs``
+        prints the items' output here while they run (also from other nodes).
         """
         cluster, name, method, _ = self._target()
-        return cluster.client().map(name, method, map_items(iterables, kwargs, star=False))
+        return cluster.client().map(name, method, map_items(iterables, kwargs, star=False),
+                                    self._logs(stream_logs))
 
-    def starmap(self, arg_tuples, **kwargs) -> list:
+    def starmap(self, arg_tuples, stream_logs: bool | None = None, **kwargs) -> list:
         """Like :meth:`map`, each input a tuple of positional arguments."""
         cluster, name, method, _ = self._target()
-        return cluster.client().map(name, method, map_items((arg_tuples,), kwargs, star=True))
+        return cluster.client().map(name, method, map_items((arg_tuples,), kwargs, star=True),
+                                    self._logs(stream_logs))
+
+    def _logs(self, stream_logs: bool | None) -> bool:
+        """Whether to stream: as asked, else the callable's default, else as the call this code
+        runs in streams (calls made from code on a cluster)."""
+        if stream_logs is not None:
+            return stream_logs
+        return self._stream_logs or wire.NESTED_LOGS.get()
 
 
 def run_async_call(fn, *args, **kwargs):

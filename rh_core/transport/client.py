@@ -214,7 +214,7 @@ class Client(Management):
             self._done(names)
 
     def _stream(self, name, method, parts, params, holder: dict, names: list[str],
-                timeout: float | None = None) -> Iterator[Any]:
+                timeout: float | None = None, raw_result: bool = False) -> Iterator[Any]:
         shm = self.info.shm_dir
         extra = {"timeout": _timeout(timeout)} if timeout is not None else {}
         deadline = time.monotonic() + timeout if timeout is not None else None
@@ -234,6 +234,8 @@ class Client(Management):
                         out.flush()
                     elif kind == wire.ITEM:
                         yield wire.loads_pickle(payload, shm=shm)
+                    elif kind == wire.RESULT and raw_result:
+                        holder["result"] = payload
                     elif kind == wire.RESULT:
                         holder["result"] = wire.loads_pickle(payload, shm=shm) if payload else None
                     elif kind == wire.ERROR:
@@ -255,8 +257,10 @@ class Client(Management):
             params["rh_enqueue"] = "1"
         return json.loads(self.post(name, method, parts, params))["run_key"]
 
-    def map(self, name: str, method: str, items: list[tuple[tuple, dict]]) -> list:
-        """Run every ``(args, kwargs)`` item; results in input order."""
+    def map(self, name: str, method: str, items: list[tuple[tuple, dict]],
+            stream_logs: bool = False) -> list:
+        """Run every ``(args, kwargs)`` item; results in input order. With ``stream_logs``,
+        the items' output is printed here while they run."""
         if not items:
             return []
         n_chunks = min(len(items), 64)
@@ -275,7 +279,15 @@ class Client(Management):
             if refs:
                 params["rh_refs"] = ",".join(refs)
             out: list = []
-            body = self.post(name, method, wire.pack_parts(chunks), params)
+            if stream_logs:
+                params["rh_stream"] = "1"
+                holder: dict = {}
+                for _ in self._stream(name, method, wire.pack_parts(chunks), params, holder, [],
+                                      raw_result=True):
+                    pass
+                body = holder["result"]
+            else:
+                body = self.post(name, method, wire.pack_parts(chunks), params)
             for part in wire.unpack_parts(body):
                 out.extend(wire.loads_pickle(part, shm=shm))
             return out

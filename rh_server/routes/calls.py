@@ -89,6 +89,11 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
         except (ValueError, TypeError):
             raise bad_request("rh_offsets must be a JSON list of ints") from None
         active = dispatch.active.begin(name, method, "map", key)
+        if flag(request, "rh_stream"):  # the items' output while they run, then the results
+            header["logs"] = True
+            return StreamingResponse(dispatch.stream_frames(res, header, body, pickled, False,
+                                                            active, mapped=True),
+                                     media_type=wire.STREAM_CT)
         return await _plain(request, dispatch, active, ser,
                             lambda: dispatch.run_map(res, header, body, active), pickled)
 

@@ -357,3 +357,24 @@ def common_values():
     return {"when": datetime.date(2026, 12, 2), "tags": {"b", "a"}, "raw": b"hi",
             "point": Point(1, 2), "id": uuid.UUID(int=1), "mean": np.float32(0.5),
             "count": np.int64(3)}
+
+
+def shout(x):
+    print(f"item {x} here")
+    return x * 10
+
+
+def outer_maps(n):
+    """Maps a function served on the same cluster from code running there."""
+    import rh_core as rh
+
+    print("outer maps")
+    mapped = rh.function(shout).to(rh.here, name="shout")
+    return mapped.map(list(range(n)))
+
+
+def say_where(x):
+    """Prints the address of the node it runs on; returns it."""
+    where = node_address()
+    print(f"item {x} on {where}")
+    return where

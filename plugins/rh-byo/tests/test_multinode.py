@@ -39,6 +39,16 @@ def test_three_nodes_come_up_and_map_spreads_over_all_of_them(three, hosts, capf
     assert len(places) == 60 and set(places) == set(hosts.ips)
 
 
+def test_map_items_on_other_nodes_stream_their_output(three, hosts, capfd):
+    f = rh.function(userfns.say_where).to(three)
+    capfd.readouterr()
+    places = f.map(range(30), stream_logs=True)
+    out = capfd.readouterr().out
+    assert set(places) == set(hosts.ips)
+    for i, where in enumerate(places):
+        assert f"item {i} on {where}" in out  # printed on that node, shown here
+
+
 def test_starmap_keeps_order_and_a_failing_item_says_where(three, hosts):
     f = rh.function(userfns.fails_on).to(three)
     assert f.starmap([(i, -1) for i in range(40)]) == [i * 10 for i in range(40)]

@@ -38,6 +38,9 @@ TARGETS = {
     "cold_start": ("le", 2.0),
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
+    "run_async": ("le_ratio", 1.10),
+    "cancel_sleep": ("le", 1.0),
+    "object_get": ("ge_ratio", 1.0),
 }
 
 FIGURES = {
@@ -54,18 +57,22 @@ FIGURES = {
     "cold_start": "local cluster cold start, new process (median)",
     "redeploy": "redeploy changed code: .to() + first call (median)",
     "map": f"map of {MAP_ITEMS:,} trivial items (median)",
+    "run_async": "trivial call with run_async=True, awaited, vs plain",
+    "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
+    "object_get": "cluster.get of a 64 MiB array vs echo by call",
 }
 
 UNITS = {"latency": "s", "latency_json": "s", "throughput": "MiB/s", "throughput_http": "MiB/s",
          "auth": "s", "tls_caddy": "s", "byo_cold": "s", "byo_warm": "s", "byo_redeploy": "s",
          "byo_latency": "s",
          "cold_start": "s",
-         "redeploy": "s", "map": "items/s"}
+         "redeploy": "s", "map": "items/s", "run_async": "s", "cancel_sleep": "s",
+         "object_get": "MiB/s"}
 
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats
-    "default": dict(calls=3000, echo=5, cold=5, redeploy=20, map=7),
-    "quick": dict(calls=500, echo=3, cold=2, redeploy=5, map=3),
+    "default": dict(calls=3000, echo=5, cold=5, redeploy=20, map=7, cancel=5),
+    "quick": dict(calls=500, echo=3, cold=2, redeploy=5, map=3, cancel=2),
 }
 
 

@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from call_surface_benchmarks import bench_cancel, bench_object_get, bench_run_async
 from common import (  # noqa: I001 - bench/ is on sys.path
     FIGURES,
     SIZES,
@@ -204,6 +205,12 @@ def main(argv=None) -> int:
         run("64 MiB echo throughput (ours, raw TCP)", needs_cluster(bench_throughput), ctx,
             sizes["echo"], keys=["throughput", "throughput_http"])
         run("token checks", needs_cluster(bench_auth), ctx, sizes["calls"], keys=["auth"])
+        run("run_async against a plain call", needs_cluster(bench_run_async), ctx,
+            sizes["calls"], keys=["run_async"])
+        run("cancel of sleeping calls", needs_cluster(bench_cancel), ctx, sizes["cancel"],
+            keys=["cancel_sleep"])
+        run("cluster.get of a 64 MiB array", needs_cluster(bench_object_get), ctx,
+            sizes["echo"], keys=["object_get"])
         run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
             keys=["tls_caddy"])
         run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],

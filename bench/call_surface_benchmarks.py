@@ -1,0 +1,126 @@
+"""Benchmarks of the call surface: run_async against a plain call, how soon a cancel stops a
+sleeping call, and cluster.get of a 64 MiB array against the same echo by call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+
+from common import ECHO_BYTES, FIGURES, MIB, summary  # noqa: I001 - bench/ is on sys.path
+
+
+def bench_run_async(ctx: dict, calls: int) -> list[dict]:
+    """The same trivial call, plain and with run_async=True awaited in a running event loop,
+    in alternating blocks."""
+    f = ctx["f"]
+
+    async def measure() -> dict[str, list[float]]:
+        perf = time.perf_counter
+        out = {"plain": [], "async": []}
+        for _ in range(50):  # warm up both paths
+            f(1)
+            await f(1, run_async=True)
+        done = 0
+        while done < calls:
+            n = min(100, calls - done)
+            for _ in range(n):
+                t0 = perf()
+                f(1)
+                out["plain"].append(perf() - t0)
+            for _ in range(n):
+                t0 = perf()
+                await f(1, run_async=True)
+                out["async"].append(perf() - t0)
+            done += n
+        return out
+
+    t = asyncio.run(measure())
+    base = summary(t["plain"])
+    return [{"key": "run_async", "figure": FIGURES["run_async"],
+             "ours": statistics.median(t["async"]), "baseline": base["median"], "unit": "s",
+             "baseline_name": "the same call without run_async",
+             "samples": {"run_async": summary(t["async"]), "plain": base},
+             "details": {"calls": calls}}]
+
+
+def bench_cancel(ctx: dict, repeats: int) -> list[dict]:
+    """Time from handle.cancel() until the sleeping call no longer runs anywhere: for time.sleep
+    its worker process is gone (replaced after the grace period); for asyncio.sleep, the run is
+    over. Each on a cluster of its own, so the main one keeps its workers."""
+    from workloads import async_sleeper, sleeper
+
+    import rh_core as rh
+
+    c = rh.cluster(name="bench-cancel", provider="local")
+    try:
+        blocked, awaited = [], []
+        for fn, out in ((sleeper, blocked), (async_sleeper, awaited)):
+            remote = rh.function(fn).to(c)
+            for _ in range(repeats):
+                pid = c.status()["envs"]["base"]["workers"][0]["pid"]
+                handle = remote.remote(600)
+                while not any(r["run_key"] == handle.run_key and r["status"] == "running"
+                              for r in c.runs()):
+                    time.sleep(0.005)
+                time.sleep(0.05)  # it is in the worker now
+                t0 = time.perf_counter()
+                handle.cancel()
+                if fn is sleeper:
+                    while _alive(pid):
+                        time.sleep(0.002)
+                out.append(time.perf_counter() - t0)
+                remote(0)  # the env is up again before the next round
+    finally:
+        c.down()
+    return [{"key": "cancel_sleep", "figure": FIGURES["cancel_sleep"],
+             "ours": statistics.median(blocked), "baseline": None, "unit": "s",
+             "samples": {"time.sleep": summary(blocked), "asyncio.sleep": summary(awaited)},
+             "details": {"asyncio_sleep_median_s": statistics.median(awaited)}}]
+
+
+def bench_object_get(ctx: dict, repeats: int) -> list[dict]:
+    """cluster.get of a 64 MiB array kept on the cluster, against the same array echoed by a
+    call (both through shared memory on the local cluster)."""
+    import numpy as np
+
+    cluster, f = ctx["cluster"], ctx["f"]
+    arr = np.ones(ECHO_BYTES, dtype=np.uint8)
+    cluster.put("bench-array", arr)
+    gets, echoes = [], []
+    try:
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            got = cluster.get("bench-array")
+            dt = time.perf_counter() - t0
+            if got.nbytes != ECHO_BYTES or got[0] != 1:
+                raise AssertionError("cluster.get returned another array")
+            t1 = time.perf_counter()
+            back = f(arr)
+            de = time.perf_counter() - t1
+            if back.nbytes != ECHO_BYTES:
+                raise AssertionError("the echo returned another array")
+            del got, back
+            if i:  # the first round warms up
+                gets.append(dt)
+                echoes.append(de)
+    finally:
+        cluster.delete("bench-array")
+    mib = ECHO_BYTES / MIB
+    return [{"key": "object_get", "figure": FIGURES["object_get"],
+             "ours": mib / statistics.median(gets), "baseline": mib / statistics.median(echoes),
+             "unit": "MiB/s", "baseline_name": "the same array echoed by a call (both ways)",
+             "samples": {"get": summary(gets), "echo": summary(echoes)}}]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return False

@@ -9,13 +9,14 @@ import ssl
 import sys
 import time
 from typing import Any, Callable, Iterator
+from urllib.parse import urlencode
 
 import httpx
 
 from rh_core import errors
 from rh_core.plugin.interfaces import ConnectionInfo
+from rh_core.transport import lean, wire
 from rh_core.transport import shm as shared
-from rh_core.transport import wire
 from rh_core.transport.management import Management
 from rh_core.transport.remote_errors import rebuild_error
 
@@ -42,16 +43,19 @@ class Client(Management):
             timeout=httpx.Timeout(None, connect=15.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+        self.lean = lean.LeanPool(info.base_url, verify, headers)
+        self._paths: dict[tuple[str, str], str] = {}
 
     def close(self) -> None:
         self.http.close()
+        self.lean.close()
 
     # ------------------------------------------------------------------ plumbing
 
     def _reopen(self) -> None:
         """Nothing was sent and the server is unreachable: bring it back and reconnect."""
         info, token = self._reconnect()
-        self.http.close()
+        self.close()
         self._open(info, token)
 
     def _send(self, build: Callable[[], httpx.Request]) -> httpx.Response:
@@ -94,38 +98,37 @@ class Client(Management):
             self._urls[(name, method)] = url
         return url
 
+    def _path(self, name: str, method: str) -> str:
+        """The call's path and query, built once per (name, method)."""
+        path = self._paths.get((name, method))
+        if path is None:
+            path = self._paths[(name, method)] = \
+                f"/{name}/{method}{'?rh_shm=1' if self.info.shm_dir else ''}"
+        return path
+
     def post(self, name: str, method: str, parts: list, params: dict | None = None,
              timeout: float | None = None):
-        """POST a pickle body given as parts; returns the response body, as a writable
-        bytearray when it is large (so arrays unpickled from it are writable)."""
+        """POST a pickle body given as parts (through the lean transport); returns the response
+        body, as a writable bytearray when it is large (so arrays unpickled from it are
+        writable)."""
         total = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in parts)
-        if total < BIG:
-            body, headers = b"".join(parts), None
-        else:  # sent in slices as they are, with a length (not chunked)
-            body, headers = None, {"Content-Length": str(total)}
-
-        def build() -> httpx.Request:
-            return self.http.build_request(
-                "POST", self._url(name, method), params=params or None, headers=headers,
-                content=body if body is not None else _slices(parts),
-                **({"timeout": _timeout(timeout)} if timeout is not None else {}))
-
-        resp = self._send(build)
-        try:
-            size = int(resp.headers.get("content-length") or 0)
-            if resp.status_code < 400 and size >= BIG:
-                out = bytearray(size)
-                pos = 0
-                for chunk in resp.iter_raw():
-                    out[pos:pos + len(chunk)] = chunk
-                    pos += len(chunk)
-                return out
-            resp.read()
-        except (httpx.RemoteProtocolError, httpx.ReadError) as e:
-            raise self._dropped(e) from None
-        finally:
-            resp.close()
-        return self.check(resp).content
+        body = b"".join(parts) if total < BIG else _slices(parts)  # large: as they are
+        path = self._path(name, method)
+        if params:
+            path += ("&" if "?" in path else "?") + urlencode(params)
+        for attempt in (0, 1):
+            try:
+                answer = self.lean.post(path, body, total, BIG, timeout)
+                break
+            except lean.Refused as e:
+                if attempt or self._reconnect is None:
+                    raise self._unreachable(e) from None
+                self._reopen()
+            except lean.Dropped as e:
+                raise self._dropped(e) from None
+        if answer.status >= 400:
+            raise rebuild_error(_payload(answer.body), answer.status, self.cluster_name)
+        return answer.body
 
     def _unreachable(self, e: Exception) -> errors.ConnectionFailedError:
         if "CERTIFICATE_VERIFY_FAILED" in str(e):
@@ -176,7 +179,7 @@ class Client(Management):
             try:
                 return self._call(name, method, args, kwargs, stream_logs, generator, enqueue,
                                   {"rh_run_key": key}, timeout)
-            except httpx.TimeoutException:
+            except (httpx.TimeoutException, TimeoutError):
                 raise self._timed_out(f"{name}.{method}", key, timeout) from None
         return self._call(name, method, args, kwargs, stream_logs, generator, enqueue, {}, None)
 
@@ -296,6 +299,13 @@ class Client(Management):
 
 
 BIG = 1 << 20
+
+
+def _payload(body: bytes | bytearray) -> dict:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {"error": {"kind": "http", "message": bytes(body[:2000]).decode(errors="replace")}}
 
 
 def _timeout(seconds: float) -> httpx.Timeout:

@@ -124,3 +124,50 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return False
+
+
+def bench_ray(ctx: dict, calls: int, items: int) -> list[dict]:
+    """A trivial call against a Ray actor call, and a map against Ray tasks doing the same work,
+    in one run, on a Ray instance of its own (its own temp folder; ray.shutdown() stops what
+    it started). Needs Ray: pip install 'rh-core[ray]'."""
+    try:  # Ray is optional and takes seconds to import
+        import ray
+    except ImportError:
+        raise RuntimeError("Ray is not installed (pip install 'rh-core[ray]'): no Ray "
+                           "figures") from None
+    from common import interleaved
+    from workloads import trivial
+
+    f = ctx["f"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             _temp_dir=str(ctx["workdir"] / "ray"))
+    try:
+        @ray.remote
+        class Echo:
+            def f(self, x):
+                return x
+
+        actor = Echo.remote()
+        ray.get(actor.f.remote(1))
+        task = ray.remote(trivial)
+        t = interleaved({"ours": lambda: f(1), "ray": lambda: ray.get(actor.f.remote(1))},
+                        calls)
+        ray_map, our_map = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            ray.get([task.remote(i) for i in range(items)])
+            ray_map.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            f.map(list(range(items)))
+            our_map.append(time.perf_counter() - t0)
+    finally:
+        ray.shutdown()
+    base = summary(t["ray"])
+    return [{"key": "latency_ray", "figure": FIGURES["latency_ray"],
+             "ours": statistics.median(t["ours"]), "baseline": base["median"], "unit": "s",
+             "baseline_name": "Ray actor call (actor.f.remote + ray.get), same machine",
+             "samples": {"ours": summary(t["ours"]), "ray actor": base}},
+            {"key": "map_ray", "figure": FIGURES["map_ray"],
+             "ours": items / statistics.median(our_map), "baseline":
+                 items / statistics.median(ray_map), "unit": "items/s",
+             "baseline_name": f"Ray tasks, {items:,} of them, ray.get of all"}]

@@ -26,6 +26,8 @@ ARG = 1  # the small payload of a trivial call (and of its baseline request)
 # target; "le"/"ge": ours against an absolute target.
 TARGETS = {
     "latency": ("le_ratio", 1.25),
+    "latency_httpx": ("info", None),
+    "latency_ray": ("le_ratio", 1.0),
     "latency_json": ("info", None),
     "throughput": ("ge_ratio", 0.50),
     "throughput_http": ("info", None),
@@ -38,6 +40,7 @@ TARGETS = {
     "cold_start": ("le", 2.0),
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
+    "map_ray": ("ge_ratio", 1.0),
     "run_async": ("le_ratio", 1.10),
     "cancel_sleep": ("le", 1.0),
     "object_get": ("ge_ratio", 1.0),
@@ -45,6 +48,8 @@ TARGETS = {
 
 FIGURES = {
     "latency": "trivial call latency, pickle (median)",
+    "latency_httpx": "trivial call vs the echo called with httpx",
+    "latency_ray": "trivial call vs a Ray actor call (median)",
     "latency_json": "trivial call latency, JSON GET (median)",
     "throughput": "64 MiB numpy echo throughput (median)",
     "throughput_http": "64 MiB echo, HTTP only (RH_SHM=off, as remote)",
@@ -57,16 +62,18 @@ FIGURES = {
     "cold_start": "local cluster cold start, new process (median)",
     "redeploy": "redeploy changed code: .to() + first call (median)",
     "map": f"map of {MAP_ITEMS:,} trivial items (median)",
+    "map_ray": f"map of {MAP_ITEMS:,} items vs Ray tasks",
     "run_async": "trivial call with run_async=True, awaited, vs plain",
     "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
 }
 
-UNITS = {"latency": "s", "latency_json": "s", "throughput": "MiB/s", "throughput_http": "MiB/s",
+UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json": "s",
+         "throughput": "MiB/s", "throughput_http": "MiB/s",
          "auth": "s", "tls_caddy": "s", "byo_cold": "s", "byo_warm": "s", "byo_redeploy": "s",
          "byo_latency": "s",
          "cold_start": "s",
-         "redeploy": "s", "map": "items/s", "run_async": "s", "cancel_sleep": "s",
+         "redeploy": "s", "map": "items/s", "map_ray": "items/s", "run_async": "s", "cancel_sleep": "s",
          "object_get": "MiB/s"}
 
 SIZES = {

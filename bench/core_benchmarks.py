@@ -31,6 +31,8 @@ from common import (  # noqa: I001 - bench/ is on sys.path
 
 
 def bench_latency(ctx: dict, calls: int) -> list[dict]:
+    import http.client
+
     import httpx
 
     from rh_core.transport import wire
@@ -40,6 +42,7 @@ def bench_latency(ctx: dict, calls: int) -> list[dict]:
     with Baseline("http", ctx["workdir"]) as srv, \
             httpx.Client(base_url=f"http://127.0.0.1:{srv.port}") as hc:
         headers = {"Content-Type": wire.PICKLE_CT}
+        lean = http.client.HTTPConnection("127.0.0.1", srv.port)
 
         def ours():
             if f(ARG) != ARG:
@@ -51,21 +54,34 @@ def bench_latency(ctx: dict, calls: int) -> list[dict]:
                 raise AssertionError(f"GET /trivial/call answered {r.status_code}: {r.text[:200]}")
 
         def baseline():
+            lean.request("POST", "/echo", body=body, headers=headers)
+            r = lean.getresponse()
+            if r.status != 200 or r.read() != body:
+                raise AssertionError(f"baseline echo answered {r.status}")
+
+        def baseline_httpx():
             r = hc.post("/echo", content=body, headers=headers)
             if r.status_code != 200 or r.content != body:
                 raise AssertionError(f"baseline echo answered {r.status_code}")
 
-        t = interleaved({"ours": ours, "json": ours_json, "baseline": baseline}, calls)
+        t = interleaved({"ours": ours, "json": ours_json, "baseline": baseline,
+                         "httpx": baseline_httpx}, calls)
+        lean.close()
     base = summary(t["baseline"])
+    httpx_base = summary(t["httpx"])
     return [
         {"key": "latency", "figure": FIGURES["latency"],
          "ours": statistics.median(t["ours"]), "baseline": base["median"], "unit": "s",
-         "baseline_name": "Starlette+Hypercorn echo, httpx keep-alive",
+         "baseline_name": "Starlette+Hypercorn echo, http.client keep-alive",
          "samples": {"ours": summary(t["ours"]), "baseline": base},
          "details": {"calls": calls, "body_bytes": len(body)}},
+        {"key": "latency_httpx", "figure": FIGURES["latency_httpx"],
+         "ours": statistics.median(t["ours"]), "baseline": httpx_base["median"], "unit": "s",
+         "baseline_name": "Starlette+Hypercorn echo, httpx keep-alive",
+         "samples": {"httpx echo": httpx_base}},
         {"key": "latency_json", "figure": FIGURES["latency_json"],
          "ours": statistics.median(t["json"]), "baseline": base["median"], "unit": "s",
-         "baseline_name": "Starlette+Hypercorn echo, httpx keep-alive",
+         "baseline_name": "Starlette+Hypercorn echo, http.client keep-alive",
          "samples": {"ours": summary(t["json"]), "baseline": base},
          "details": {"calls": calls, "request": f"GET /trivial/call?x={ARG}"}},
     ]

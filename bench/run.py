@@ -24,9 +24,10 @@ import time
 import traceback
 from pathlib import Path
 
-from call_surface_benchmarks import bench_cancel, bench_object_get, bench_run_async
+from call_surface_benchmarks import bench_cancel, bench_object_get, bench_ray, bench_run_async
 from common import (  # noqa: I001 - bench/ is on sys.path
     FIGURES,
+    MAP_ITEMS,
     SIZES,
     TARGETS,
     UNITS,
@@ -198,7 +199,9 @@ def main(argv=None) -> int:
             return wrapped
 
         run("trivial call latency (pickle, JSON GET, baseline)", needs_cluster(bench_latency),
-            ctx, sizes["calls"], keys=["latency", "latency_json"])
+            ctx, sizes["calls"], keys=["latency", "latency_httpx", "latency_json"])
+        run("Ray actor calls and tasks", needs_cluster(bench_ray), ctx, sizes["calls"],
+            MAP_ITEMS, keys=["latency_ray", "map_ray"])
         run("map of 10,000 items", needs_cluster(bench_map), ctx, sizes["map"], keys=["map"])
         run("redeploy of changed code", needs_cluster(bench_redeploy), ctx, sizes["redeploy"],
             keys=["redeploy"])

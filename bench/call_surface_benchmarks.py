@@ -171,3 +171,114 @@ def bench_ray(ctx: dict, calls: int, items: int) -> list[dict]:
              "ours": items / statistics.median(our_map), "baseline":
                  items / statistics.median(ray_map), "unit": "items/s",
              "baseline_name": f"Ray tasks, {items:,} of them, ray.get of all"}]
+
+
+def bench_concurrency(ctx: dict, clients: int, calls: int) -> list[dict]:
+    """``clients`` threads making ``calls`` trivial calls each through one rh client (its pool
+    of connections), against the same number of threads each POSTing to the bare echo with its
+    own keep-alive ``http.client`` connection. Throughput, p50/p99, errors."""
+    import http.client
+    import threading
+
+    from common import Baseline
+
+    from rh_core.transport import wire
+
+    f = ctx["f"]
+    body = wire.joined(wire.dumps_pickle(((1,), {})))
+
+    def run(make_call) -> tuple[float, list[float], int]:
+        times: list[float] = []
+        errors = [0]
+        lock = threading.Lock()
+        start = threading.Barrier(clients + 1)
+
+        def worker():
+            call, mine = make_call(), []
+            start.wait()
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                try:
+                    call()
+                except Exception:  # noqa: BLE001 - counted, reported
+                    with lock:
+                        errors[0] += 1
+                mine.append(time.perf_counter() - t0)
+            with lock:
+                times.extend(mine)
+
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - t0, times, errors[0]
+
+    def ours():
+        def call():
+            if f(1) != 1:
+                raise AssertionError("wrong answer")
+        return call
+
+    with Baseline("http", ctx["workdir"]) as srv:
+        def echo():
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+
+            def call():
+                conn.request("POST", "/echo", body=body,
+                             headers={"Content-Type": wire.PICKLE_CT})
+                r = conn.getresponse()
+                if r.status != 200 or r.read() != body:
+                    raise AssertionError("wrong echo")
+            return call
+
+        base_s, base_t, base_err = run(echo)
+    ours_s, ours_t, ours_err = run(ours)
+    if ours_err or base_err:
+        raise AssertionError(f"{ours_err} of our calls and {base_err} echoes failed")
+    n = clients * calls
+    q = lambda ts, p: sorted(ts)[int(p * (len(ts) - 1))]  # noqa: E731
+    return [{"key": "concurrency", "figure": FIGURES["concurrency"],
+             "ours": n / ours_s, "baseline": n / base_s, "unit": "calls/s",
+             "baseline_name": f"bare echo, {clients} threads with http.client keep-alive",
+             "samples": {"ours": summary(ours_t), "echo": summary(base_t)},
+             "details": {"clients": clients, "calls_each": calls, "errors": 0,
+                         "p50_ms": q(ours_t, 0.5) * 1e3, "p99_ms": q(ours_t, 0.99) * 1e3,
+                         "echo_p50_ms": q(base_t, 0.5) * 1e3,
+                         "echo_p99_ms": q(base_t, 0.99) * 1e3}}]
+
+
+def bench_memory(ctx: dict, calls: int) -> list[dict]:
+    """RSS of the server and of its env worker idle, after ``calls`` trivial calls, and after
+    as many again: the growth of the second half shows a leak."""
+    f, cluster = ctx["f"], ctx["cluster"]
+    status = cluster.status()
+    server = cluster.client().health()["pid"]
+    worker = status["envs"]["base"]["workers"][0]["pid"]
+
+    def rss() -> tuple[float, float]:
+        return _rss(server), _rss(worker)
+
+    idle = rss()
+    for _ in range(calls):
+        f(1)
+    first = rss()
+    for _ in range(calls):
+        f(1)
+    second = rss()
+    return [{"key": "memory", "figure": FIGURES["memory"],
+             "ours": (second[0] - first[0]) + (second[1] - first[1]), "baseline": None,
+             "unit": "MiB",
+             "details": {"server_idle_mib": idle[0], "server_after_mib": second[0],
+                         "worker_idle_mib": idle[1], "worker_after_mib": second[1],
+                         "calls_per_half": calls}}]
+
+
+def _rss(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no RSS for process {pid}")

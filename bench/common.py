@@ -41,6 +41,8 @@ TARGETS = {
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
     "map_ray": ("ge_ratio", 1.0),
+    "concurrency": ("ge_ratio", 0.8),
+    "memory": ("le", 5.0),
     "run_async": ("le_ratio", 1.10),
     "cancel_sleep": ("le", 1.0),
     "object_get": ("ge_ratio", 1.0),
@@ -63,6 +65,8 @@ FIGURES = {
     "redeploy": "redeploy changed code: .to() + first call (median)",
     "map": f"map of {MAP_ITEMS:,} trivial items (median)",
     "map_ray": f"map of {MAP_ITEMS:,} items vs Ray tasks",
+    "concurrency": "16 clients x 500 trivial calls, throughput",
+    "memory": "RSS growth (server + worker) over the second 10,000 calls",
     "run_async": "trivial call with run_async=True, awaited, vs plain",
     "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
@@ -73,13 +77,16 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
          "auth": "s", "tls_caddy": "s", "byo_cold": "s", "byo_warm": "s", "byo_redeploy": "s",
          "byo_latency": "s",
          "cold_start": "s",
-         "redeploy": "s", "map": "items/s", "map_ray": "items/s", "run_async": "s", "cancel_sleep": "s",
+         "redeploy": "s", "map": "items/s", "map_ray": "items/s", "concurrency": "calls/s", "memory": "MiB",
+         "run_async": "s", "cancel_sleep": "s",
          "object_get": "MiB/s"}
 
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats
-    "default": dict(calls=3000, echo=5, cold=5, redeploy=20, map=7, cancel=5),
-    "quick": dict(calls=500, echo=3, cold=2, redeploy=5, map=3, cancel=2),
+    "default": dict(calls=3000, echo=5, cold=5, redeploy=20, map=7, cancel=5, concurrent=500,
+                    leak=10_000),
+    "quick": dict(calls=500, echo=3, cold=2, redeploy=5, map=3, cancel=2, concurrent=100,
+                  leak=2_000),
 }
 
 

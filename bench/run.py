@@ -24,7 +24,14 @@ import time
 import traceback
 from pathlib import Path
 
-from call_surface_benchmarks import bench_cancel, bench_object_get, bench_ray, bench_run_async
+from call_surface_benchmarks import (
+    bench_cancel,
+    bench_concurrency,
+    bench_memory,
+    bench_object_get,
+    bench_ray,
+    bench_run_async,
+)
 from common import (  # noqa: I001 - bench/ is on sys.path
     FIGURES,
     MAP_ITEMS,
@@ -68,8 +75,8 @@ def fmt_value(v: float | None, unit: str) -> str:
         return f"{v * 1e3:.3f} ms" if v < 0.1 else (f"{v * 1e3:.1f} ms" if v < 1 else f"{v:.2f} s")
     if unit == "MiB/s":
         return f"{v:,.0f} MiB/s"
-    if unit == "items/s":
-        return f"{v:,.0f} items/s"
+    if unit in ("items/s", "calls/s"):
+        return f"{v:,.0f} {unit}"
     return f"{v:.4g} {unit}"
 
 
@@ -208,6 +215,10 @@ def main(argv=None) -> int:
         run("64 MiB echo throughput (ours, raw TCP)", needs_cluster(bench_throughput), ctx,
             sizes["echo"], keys=["throughput", "throughput_http"])
         run("token checks", needs_cluster(bench_auth), ctx, sizes["calls"], keys=["auth"])
+        run("16 concurrent clients", needs_cluster(bench_concurrency), ctx, 16,
+            sizes["concurrent"], keys=["concurrency"])
+        run("memory over many calls", needs_cluster(bench_memory), ctx, sizes["leak"],
+            keys=["memory"])
         run("run_async against a plain call", needs_cluster(bench_run_async), ctx,
             sizes["calls"], keys=["run_async"])
         run("cancel of sleeping calls", needs_cluster(bench_cancel), ctx, sizes["cancel"],

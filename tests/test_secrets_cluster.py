@@ -17,7 +17,6 @@ import pytest
 import secretfns
 
 import rh_core as rh
-from rh_core.errors import AuthError
 
 RH = Path(sys.executable).with_name("rh")
 AWS = {"access_key": "AKIACLUSTER0000001", "secret_key": "cluster-secret-9f2"}

@@ -4,6 +4,7 @@ written there, and sharing defaults where the shared store ``@`` is (and is not)
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -166,3 +167,64 @@ def test_sharing_defaults_needs_the_shared_store(config):
         msg = str(e.value)
         assert "unknown rns store '@'" in msg and "pip install rh-den" in msg
         assert str(config) in msg  # and where the defaults stay meanwhile
+
+
+PLUGIN_SRC = Path(__file__).parent / "plugins" / "rh-testplugin"
+
+
+@pytest.fixture
+def shared_store(tmp_path, monkeypatch, config):
+    """A shared store ``@`` (the test plugin's, JSON files in a folder), installed for the test,
+    and a home folder with AWS credentials in it."""
+    from rh_core.plugin import registry as plugins
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", str(PLUGIN_SRC)], check=True)
+    store = tmp_path / "den"
+    store.mkdir()
+    monkeypatch.setenv("RH_TESTPLUGIN_STORE", str(store))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    creds = tmp_path / "home" / ".aws" / "credentials"
+    creds.parent.mkdir(parents=True)
+    creds.write_text("[default]\naws_access_key_id = AKIALOGIN\naws_secret_access_key = den-s3\n")
+    import importlib
+
+    importlib.invalidate_caches()
+    plugins.reset()
+    yield store
+    subprocess.run([sys.executable, "-m", "pip", "uninstall", "--quiet", "-y", "rh-testplugin"],
+                   check=True)
+    plugins.reset()
+    for name in rh.secrets():
+        rh.secret(name).delete()
+
+
+def test_login_and_upload_defaults_where_the_shared_store_is(shared_store, config):
+    rh.configs.set("use_spot", True)
+    assert rh.configs.upload_defaults() == "@/defaults"
+    saved = json.loads((shared_store / "defaults.json").read_text())
+    assert saved == {"resource_type": "defaults", "values": {"use_spot": True}}
+
+    done = rh.login(token="den-token-4e1", interactive=False, upload_secrets=True,
+                    upload_defaults=False)
+    assert done == {"defaults": None, "secrets": ["aws"]}
+    assert rh.secret("den").values == {"token": "den-token-4e1"}  # a secret, not a config key
+    assert "den-token" not in config.read_text()
+    shared = rh.secret("@/secrets/aws")
+    assert (shared.provider, shared.keys) == ("aws", ["access_key", "secret_key"])
+    assert shared.values["secret_key"] == "den-s3"
+    assert "den-s3" not in (shared_store / "secrets__aws.json").read_text()
+    rh.secret_backend("keyring").delete_values("secrets/aws")
+
+
+def test_login_asks_what_to_upload(shared_store, config):
+    code = "import rh_core as rh; print(rh.login())"
+    out = subprocess.run([sys.executable, "-c", code], input="n\ny\n", capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Upload your defaults" in out.stdout and "Upload your aws credentials" in out.stdout
+    assert out.stdout.strip().endswith("{'defaults': None, 'secrets': ['aws']}")
+    assert not (shared_store / "defaults.json").exists()
+    assert (shared_store / "secrets__aws.json").exists()
+    rh.secret_backend("keyring").delete_values("secrets/aws")

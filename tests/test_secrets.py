@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import cloudpickle
 import keyring
 import pytest
 from keyring.backends import fail
@@ -94,6 +96,18 @@ def test_a_name_with_bad_characters_is_refused(bad):
         rh.secret(name=bad, values={"k": "v"})
 
 
+def test_a_pickled_secret_never_carries_its_values(clean):
+    s = rh.secret(name="pickled", values={"k": VALUE})
+    assert VALUE.encode() not in pickle.dumps(s)
+    assert VALUE.encode() not in cloudpickle.dumps(lambda: s.keys)  # as a function sent away
+    copy = pickle.loads(pickle.dumps(s))
+    assert (copy.name, copy.keys) == ("pickled", ["k"])
+    with pytest.raises(rh.SecretNotFoundError, match="came here pickled.*secret.to"):
+        _ = copy.values
+    s.save()
+    assert pickle.loads(pickle.dumps(s)).values == {"k": VALUE}  # its backend is here: read again
+
+
 def test_values_must_be_text():
     with pytest.raises(rh.ConfigError, match="values map key names to text"):
         rh.secret(name="n", values={"port": 5432})
@@ -153,11 +167,11 @@ def test_a_reference_without_values_says_how_to_fix_it(clean, private_keyring):
 
 
 def test_the_backend_is_chosen_per_secret_or_by_config(clean, rh_home):
-    with pytest.raises(rh.UnknownPluginItemError, match="unknown secret backend 'vault'"):
-        rh.secret(name="v", values={"k": "v"}, backend="vault").save()
+    with pytest.raises(rh.UnknownPluginItemError, match="unknown secret backend 'nowhere'"):
+        rh.secret(name="v", values={"k": "v"}, backend="nowhere").save()
     config = rh_home / "config.yaml"
     try:
-        rh.configs.set("secret_backend", "vault")
+        rh.configs.set("secret_backend", "nowhere")
         with pytest.raises(rh.UnknownPluginItemError, match="installed secret backends: keyring"):
             rh.secret(name="v", values={"k": "v"}).save()
         saved = rh.secret(name="k", values={"k": "v"}, backend="keyring").save()

@@ -125,7 +125,12 @@ def test_bad_requests_are_refused_and_change_nothing(node):
     for body, words in [({"files": [{"path": "/etc/passwd-copy", "content": "x"}]}, "not inside"),
                         ({"files": [{"path": "../escape", "content": "x"}]}, "not inside"),
                         ({"env_vars": {"RH_CLUSTER_URL": "x"}}, "not a variable name"),
-                        ({"env": "no such/env"}, "bad env name")]:
+                        ({"env": "no such/env"}, "bad env name"),
+                        ({"files": [{"path": "~/a\x00b", "content": "x"}]}, "NUL character"),
+                        ({"env_vars": {"A": "a\x00b"}}, "NUL character"),
+                        ({"files": [{"path": "~/" + "n" * 300, "content": "x"}]},
+                         "cannot write the secret's files: File name too long"),
+                        ({"files": [{"path": "~", "content": "x"}]}, "is a folder")]:
         with pytest.raises(rh.ServerError, match=words):
             client.put_secret("bad", body)
     assert "bad" not in node.status()["secrets"]

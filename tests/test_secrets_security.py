@@ -60,6 +60,10 @@ def session(rh_home, tmp_path_factory):
         rh.secret("aws").to(node)
         kube.to(node, env=env)
         assert getenv("SWEEP_OPENAI_API_KEY") == CUSTOM  # it did arrive
+
+        def uses_the_secret():  # its code, pickled, is kept in the server's saved specs
+            return own.keys
+        assert rh.function(uses_the_secret).to(node)() == ["api_key"]
         assert rh.secret("sweep-openai").values == {"api_key": CUSTOM}
 
         error(lambda: rh.secret(name="sweep-openai", values={"api_key": CUSTOM}).save())

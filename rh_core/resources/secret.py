@@ -88,7 +88,26 @@ class Secret(Resource):
             self._values = self._fetch()
         return dict(self._values)
 
+    def __getstate__(self) -> dict:
+        # A pickled secret (an argument, or captured by a function sent to a cluster, whose
+        # pickled code the server keeps in its saved specs) never carries its values.
+        state = dict(self.__dict__, _values=None)
+        state["_values_left_behind"] = self._values is not None
+        return state
+
     def _fetch(self) -> dict[str, str]:
+        if self.__dict__.get("_values_left_behind"):
+            try:
+                got = backends.read_values(self.backend, self.name) \
+                    if self.name and self.backend else None
+            except Exception:  # the backend is not here: say why the values are missing
+                got = None
+            if isinstance(got, dict):
+                return got
+            raise SecretNotFoundError(
+                f"secret {self.name!r} came here pickled, and a pickled secret never carries "
+                f"its values; send them to the cluster with secret.to(cluster, env=...) and "
+                f"read them from os.environ (or its files)")
         if not self.name or not self.backend:
             raise SecretNotFoundError("this secret has no values: give them (rh.secret(name=..., "
                                       "values={...})) or load a saved one (rh.secret(NAME))")

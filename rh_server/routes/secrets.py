@@ -49,6 +49,9 @@ def routes(auth: Auth, served: Served) -> list[JSONRoute]:
                      for var, p in spec["path_vars"].items()}
         except ConfigError as e:
             raise bad_request(str(e)) from None
+        except OSError as e:  # a name too long, a read-only or full disk: say which file
+            raise bad_request(f"cannot write the secret's files: {e.strerror} "
+                              f"({e.filename!s:.200})") from None
         env_vars = {**spec["env_vars"], **paths}
         await served.restored.wait()
         await served.put_secret(name, spec["env"], env_vars, written)
@@ -64,6 +67,8 @@ def _text_map(value, what: str, names: re.Pattern | None = None) -> dict[str, st
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               for k, v in value.items()):
         raise TypeError(f"'{what}' must map names to text")
+    if any("\x00" in k or "\x00" in v for k, v in value.items()):
+        raise TypeError(f"'{what}' holds a NUL character")
     for key in value:
         if names is not None and (not names.match(key) or key.upper().startswith("RH_")):
             raise TypeError(f"{key!r:.80} in '{what}' is not a variable name (letters, digits, "
@@ -82,6 +87,8 @@ def _spec(raw: bytes) -> dict:
         for f in files:
             if not isinstance(f, dict) or not isinstance(f.get("path"), str) or not f["path"]:
                 raise TypeError("each file needs a 'path'")
+            if "\x00" in f["path"]:
+                raise TypeError("a file's 'path' holds a NUL character")
             if ("content" in f) == ("ini" in f):
                 raise TypeError("each file has either 'content' or 'ini'")
             if "content" in f and not isinstance(f["content"], str):

@@ -30,8 +30,8 @@ class KeyringBackend(SecretBackend):
             import keyring
         except ImportError:
             raise SecretBackendError(
-                "the keyring secret backend needs the keyring package: pip install keyring "
-                f"keyrings.alt, {ELSEWHERE}") from None
+                "the keyring secret backend needs the keyring package (a dependency of rh-core "
+                f"that is missing here): pip install 'rh-core[secrets]', {ELSEWHERE}") from None
         return keyring
 
     @contextlib.contextmanager

@@ -46,6 +46,8 @@ TARGETS = {
     "run_async": ("le_ratio", 1.10),
     "cancel_sleep": ("le", 1.0),
     "object_get": ("ge_ratio", 1.0),
+    "secret_values": ("info", None),
+    "secret_to_local": ("info", None),
 }
 
 FIGURES = {
@@ -70,6 +72,8 @@ FIGURES = {
     "run_async": "trivial call with run_async=True, awaited, vs plain",
     "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
+    "secret_values": "rh.secret(name).values from the keyring (median)",
+    "secret_to_local": "provider secret .to(local cluster) (median)",
 }
 
 UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json": "s",
@@ -79,7 +83,7 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
          "cold_start": "s",
          "redeploy": "s", "map": "items/s", "map_ray": "items/s", "concurrency": "calls/s", "memory": "MiB",
          "run_async": "s", "cancel_sleep": "s",
-         "object_get": "MiB/s"}
+         "object_get": "MiB/s", "secret_values": "s", "secret_to_local": "s"}
 
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from rh_core import configs  # noqa: E402 - rh.configs.get/set/all: the module itself
+from rh_core.configs import login  # noqa: E402
 from rh_core.errors import (  # noqa: E402
     ConfigError,
     ConnectionFailedError,
@@ -21,6 +23,8 @@ from rh_core.errors import (  # noqa: E402
     RunCancelledError,
     RunNotFoundError,
     RunTimeoutError,
+    SecretBackendError,
+    SecretNotFoundError,
     SerializationError,
     ServerError,
     UnknownPluginItemError,
@@ -36,6 +40,8 @@ from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
 from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
+from rh_core.resources.secret import Secret  # noqa: E402
+from rh_core.resources.secret_factories import Secrets, provider_secret, secret, secrets  # noqa: E402
 
 
 def __getattr__(name: str):
@@ -50,8 +56,9 @@ __all__ = [
     "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
     "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunCancelledError",
-    "RunHandle", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
-    "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
-    "env", "exists", "function", "get", "hookimpl", "load", "module", "package",
-    "secret_backend", "send", "set_folder",
+    "RunHandle", "RunNotFoundError", "RunTimeoutError", "Secret", "SecretBackendError",
+    "SecretNotFoundError", "Secrets", "SerializationError", "ServerError",
+    "UnknownPluginItemError", "WorkerCrashedError", "cluster", "configs", "current_folder",
+    "current_store", "env", "exists", "function", "get", "hookimpl", "load", "login", "module",
+    "package", "provider_secret", "secret", "secret_backend", "secrets", "send", "set_folder",
 ]

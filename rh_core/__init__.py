@@ -11,6 +11,10 @@ __version__ = "0.1.0"
 from rh_core.errors import (  # noqa: E402
     ConfigError,
     ConnectionFailedError,
+    DataExistsError,
+    DataNotFoundError,
+    DiskFullError,
+    MissingDependencyError,
     NameClashError,
     PackageInstallError,
     RemoteAttributeError,
@@ -23,7 +27,10 @@ from rh_core.errors import (  # noqa: E402
     RunTimeoutError,
     SerializationError,
     ServerError,
+    StorageCredentialsError,
+    TransferError,
     UnknownPluginItemError,
+    UnsafePathError,
     WorkerCrashedError,
 )
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
@@ -32,6 +39,7 @@ from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
+from rh_core.resources.data import Blob, Folder, Table, blob, folder, table  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
 from rh_core.resources.function import function, send  # noqa: E402
@@ -54,4 +62,8 @@ __all__ = [
     "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
     "env", "exists", "function", "get", "hookimpl", "load", "module", "package",
     "secret_backend", "send", "set_folder",
+    # data: folders, blobs, tables
+    "Blob", "DataExistsError", "DataNotFoundError", "DiskFullError", "Folder",
+    "MissingDependencyError", "StorageCredentialsError", "Table", "TransferError",
+    "UnsafePathError", "blob", "folder", "table",
 ]

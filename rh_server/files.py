@@ -95,36 +95,29 @@ def move(path: Path, dest: Path, overwrite: bool) -> None:
 
 
 def copy(path: Path, dest: Path, overwrite: bool) -> tuple[int, int]:
-    """Copy the folder or file ``path`` into the folder ``dest`` (through a staging folder
-    next to it, so that nothing half-copied carries a final name)."""
+    """Copy the folder ``path`` into the folder ``dest``, or the file ``path`` to the file
+    ``dest`` (through a staging folder next to it, so that nothing half-copied carries a final
+    name)."""
     base, entries = archive.walk(existing(path))
-    staging = archive.make_staging(dest)
+    folder = path.is_dir() and not path.is_symlink()
+    into = dest if folder else dest.parent
+    staging = archive.make_staging(into)
     try:
         for name, kind, _ in entries:
-            src, to = base / name, staging / name
+            src, to = base / name, staging / (name if folder else dest.name)
             if kind == "d":
                 to.mkdir(exist_ok=True)
             elif kind == "l":
                 os.symlink(os.readlink(src), to)
             else:
                 shutil.copy2(src, to)
-        return archive.move_into_place(staging, dest, overwrite)
+        return archive.move_into_place(staging, into, overwrite)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise archive.disk_full(dest) from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def protected(path: Path, rh_home: Path) -> bool:
-    """Whether removing ``path`` would remove the root, the home folder or the rh home (or a
-    folder holding one of them)."""
-    for keep in (Path("/"), Path.home(), rh_home):
-        keep = Path(os.path.normpath(keep))
-        if os.path.commonpath([path, keep]) == str(path):
-            return True
-    return False
 
 
 def remove(path: Path) -> bool:
@@ -142,7 +135,7 @@ def rm(path: Path, names: list[str] | None, rh_home: Path) -> list[str]:
     """Remove ``path`` (or only ``names`` inside it); the paths removed."""
     targets = [path / archive.check_name(n, str(path)) for n in names] if names else [path]
     for t in targets:
-        if protected(t, rh_home):
+        if archive.protected(t, rh_home):
             raise UnsafePathError(f"refusing to remove {t}: it is (or holds) the root, the home "
                                   f"folder or the rh home")
     return [str(t) for t in targets if remove(t)]

@@ -98,6 +98,16 @@ def walk(path: Path) -> tuple[Path, list[tuple[str, str, int]]]:
     return Path(root), out
 
 
+def protected(path: Path, rh_home: Path) -> bool:
+    """Whether removing ``path`` would remove the root, the home folder or the rh home (or a
+    folder holding one of them)."""
+    for keep in (Path("/"), Path.home(), rh_home):
+        keep = Path(os.path.normpath(keep))
+        if os.path.commonpath([path, keep]) == str(path):
+            return True
+    return False
+
+
 # ------------------------------------------------------------------ sending
 
 
@@ -121,9 +131,11 @@ class _Sink:
             self.put(chunk)
 
 
-def pack(base: Path, entries: list[tuple[str, str, int]]) -> Iterator[bytes]:
+def pack(base: Path, entries: list[tuple[str, str, int]], as_name: str | None = None
+         ) -> Iterator[bytes]:
     """The stream of ``entries`` (names relative to ``base``, from :func:`walk`): chunks of
-    the archive, then its digest. The archive is written by a thread, a few chunks ahead."""
+    the archive, then its digest. The archive is written by a thread, a few chunks ahead. A
+    single file can be sent under another name (``as_name``)."""
     chunks: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
 
@@ -142,7 +154,7 @@ def pack(base: Path, entries: list[tuple[str, str, int]]) -> Iterator[bytes]:
             with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT,
                               bufsize=CHUNK) as tf:
                 for name, _kind, _size in entries:
-                    tf.add(base / name, arcname=name, recursive=False)
+                    tf.add(base / name, arcname=as_name or name, recursive=False)
             sink.flush()
             put(sink.digest.digest())
             put(None)

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from rh_core import errors
 from rh_core.transport import archive, wire
 
@@ -22,7 +20,7 @@ KINDS = {
 }
 
 
-def _check(client, resp: httpx.Response) -> httpx.Response:
+def _check(client, resp):
     if resp.status_code >= 400:
         try:
             err = resp.json().get("error", {})
@@ -41,10 +39,11 @@ def op(client, operation: str, **spec: Any) -> dict:
     return _check(client, resp).json()
 
 
-def upload(client, base: Path, entries: list, dest: str, overwrite: bool = True) -> dict:
+def upload(client, base: Path, entries: list, dest: str, overwrite: bool = True,
+           as_name: str | None = None) -> dict:
     """Send ``entries`` of ``base`` (from :func:`archive.walk`) into the folder ``dest`` of the
-    node: ``{"path", "files", "bytes"}``."""
-    return _put(client, archive.pack(base, entries), dest, overwrite)
+    node (a single file under the name ``as_name``): ``{"path", "files", "bytes"}``."""
+    return _put(client, archive.pack(base, entries, as_name), dest, overwrite)
 
 
 def upload_contents(client, files: dict[str, bytes], dest: str, overwrite: bool) -> dict:
@@ -62,6 +61,9 @@ def _put(client, body, dest: str, overwrite: bool) -> dict:
 def download(client, path: str, dest: Path, overwrite: bool = True) -> tuple[int, int]:
     """Fetch the folder (or file) ``path`` of the node into the local folder ``dest``:
     ``(files, bytes)``."""
+    # httpx (tens of ms to import) loads with the client, never at `import rh_core`.
+    import httpx
+
     resp = client._send(lambda: client.http.build_request("GET", "/folder/tar",
                                                           params={"path": path}))
     try:

@@ -15,6 +15,7 @@ from rh_core.resources.cluster import Cluster
 from rh_core.resources.data import systems
 from rh_core.resources.data.common import Data
 from rh_core.resources.data.places import place_for
+from rh_core.transport import archive
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -92,7 +93,7 @@ class Folder(Data):
 def _name(name: str) -> str:
     if not isinstance(name, str):
         raise ConfigError(f"a file name is text, got {name!r:.80}")
-    return name
+    return archive.check_name(name)
 
 
 def _normalized(system, path: str) -> str:

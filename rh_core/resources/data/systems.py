@@ -28,19 +28,21 @@ SECRET_KEYS = ("key", "secret", "token", "password", "aws_access_key_id", "aws_s
 
 
 def fsspec():
-    """The fsspec package, or MissingDependencyError naming the extra that brings it."""
+    """``(fsspec, its table of known filesystems)``, or MissingDependencyError naming the
+    extra that brings it."""
     try:
         # fsspec is an optional dependency (the data extra), needed only for object storage.
         import fsspec as module
+        from fsspec.registry import known_implementations
     except ImportError:
         raise errors.MissingDependencyError(
             f"object storage needs fsspec (and s3fs for S3): {EXTRA}") from None
-    return module
+    return module, known_implementations
 
 
 def protocols() -> set[str]:
     """The object storage protocols fsspec knows (installed or not)."""
-    return set(fsspec().registry.known_implementations) - {"file", "local"}
+    return set(fsspec()[1]) - {"file", "local"}
 
 
 def as_system(system: Any) -> str | Cluster:
@@ -95,13 +97,13 @@ def check_config(config: dict | None) -> dict:
 
 def filesystem(protocol: str, config: dict | None = None):
     """An fsspec filesystem for ``protocol``; MissingDependencyError names its package."""
-    module = fsspec()
+    module, known = fsspec()
     try:
         cls = module.get_filesystem_class(protocol)
     except ValueError:
         raise errors.ConfigError(f"fsspec knows no filesystem {protocol!r}") from None
     except ImportError:
-        impl = module.registry.known_implementations.get(protocol, {})
+        impl = known.get(protocol, {})
         package = impl.get("class", protocol).split(".")[0]
         raise errors.MissingDependencyError(
             f"the {protocol!r} filesystem needs the package {package}, which is not installed: "
@@ -110,7 +112,8 @@ def filesystem(protocol: str, config: dict | None = None):
     options = dict(config or {})
     if protocol in ("s3", "s3a") and "endpoint_url" in options:  # s3fs takes it in client_kwargs
         options.setdefault("client_kwargs", {})["endpoint_url"] = options.pop("endpoint_url")
-    return cls(**options)
+    # A new instance each time (not fsspec's cache), so credentials set meanwhile count.
+    return cls(skip_instance_cache=True, **options)
 
 
 def _credentials_hint(protocol: str) -> str:

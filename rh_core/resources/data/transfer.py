@@ -132,7 +132,9 @@ def _to_here(src, src_path: str, dest: str, folder: bool, overwrite: bool) -> No
         return
     info = src.op("resolve", path=src_path, walk=True)
     if info["kind"] is None:
-        raise errors.DataNotFoundError(f"no folder or file at {info['path']} on {src.where()}")
+        raise errors.DataNotFoundError(f"no folder or file at {info['path']} on {src.where()}: "
+                                       f"check the path (relative paths start at the home folder "
+                                       f"of the server's user)")
     if info.get("escaping"):
         raise errors.UnsafePathError(f"on {src.where()}: {info['escaping']}")
     cluster = src.cluster

@@ -5,7 +5,6 @@ the clear errors of bad input (a missing path, names and links that escape, a fu
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import datafns
@@ -158,19 +157,6 @@ def test_names_and_links_that_escape_the_folder_are_refused(local, tmp_path):
     (src / "inside").symlink_to("a.txt")  # a link within the folder travels as a link
     copy = rh.folder(path=str(src)).to(local, path=str(tmp_path / "copy"))
     assert os.readlink(Path(copy.path) / "inside") == "a.txt"
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 2 MB tmpfs (needs root to mount, as CI has); unmounted at the end."""
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)",
-                    pytrace=False)
-    disk = tmp_path / "small"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_a_full_disk_says_so_and_leaves_no_file_under_its_name(local, tmp_path, small_disk):

@@ -253,14 +253,21 @@ def unpack(chunks: Iterable[bytes], dest: Path, overwrite: bool = True) -> tuple
     already there are replaced when ``overwrite``, else DataExistsError and nothing changes."""
     reader = Checked(chunks)
     staging = make_staging(dest)
+
+    def safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        # Python's data filter, except that an absolute name is refused, not made relative.
+        try:
+            if member.name.startswith(("/", "\\")) or os.path.isabs(member.name):
+                raise tarfile.AbsolutePathError(member)
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError as e:
+            raise UnsafePathError(f"the archive member {member.name!r} would land outside "
+                                  f"{dest} ({e}); nothing was written") from None
+
     try:
         try:
             with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tf:
-                tf.extractall(staging, filter="data")
-        except tarfile.FilterError as e:
-            name = e.tarinfo.name if e.tarinfo is not None else "?"
-            raise UnsafePathError(f"the archive member {name!r} would land outside {dest} "
-                                  f"({e}); nothing was written") from None
+                tf.extractall(staging, filter=safe)
         except (tarfile.TarError, EOFError) as e:
             raise TransferError(f"the body is not an rh tar stream ({e}); nothing was "
                                 f"written") from None

@@ -72,3 +72,22 @@ def test_full_disk_stops_code_sync_clearly(small_disk, tmp_path, monkeypatch):
             rh.function(big_mod.value).to(cluster)
     finally:
         _resize(home, "400m")
+
+
+def test_full_disk_stops_a_data_copy_clearly(small_disk, tmp_path):
+    cluster, home = small_disk
+    rh.function(userfns.add).to(cluster)
+    st = os.statvfs(home)
+    used_mb = (st.f_blocks - st.f_bfree) * st.f_frsize // 2**20
+    _resize(home, f"{used_mb + 2}m")
+    try:
+        src = tmp_path / "data"
+        src.mkdir()
+        (src / "big.bin").write_bytes(os.urandom(6 * 2**20))
+        with pytest.raises(rh.DiskFullError, match=r"the disk holding ~/.rh on rhbyofull@127.0.0.1 "
+                                                   r"is full: copying to .*/\.rh/data/data-\w+/ "
+                                                   r"failed with 'No space left on device'"):
+            rh.folder(path=str(src)).to(cluster)
+        assert not list((home / "data").rglob("big.bin"))  # nothing under the final name
+    finally:
+        _resize(home, "400m")

@@ -73,3 +73,23 @@ def test_code_sync_without_rsync(bare_node, tmp_path, monkeypatch, capfd):
     assert "syncing nrproj, 1 files sent" in capfd.readouterr().err
     assert not (remote / "old.py").exists()
     assert (remote / "__pycache__").is_dir()  # made on the node, excluded: left alone
+
+
+def test_data_without_rsync_streams_a_tar_through_the_server(bare_node, tmp_path):
+    """Folders go through the server's /folder/tar (a tar with its checksum) instead."""
+    cluster, server = bare_node
+    src = tmp_path / "data"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(300_000))
+    cf = rh.folder(path=str(src)).to(cluster)
+    assert cf.path.startswith(f"{server.user_home}/.rh/data/data-")
+    back = cf.to("here", path=str(tmp_path / "back"))
+    assert (tmp_path / "back" / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    assert back.get("a.txt") == b"alpha"
+    b = rh.blob(data=b"blob bytes").to(cluster, path="~/blobs/one.bin")
+    assert b.path == f"{server.user_home}/blobs/one.bin" and b.data == b"blob bytes"
+    assert b.to("here", path=str(tmp_path / "one.bin")).data == b"blob bytes"
+    sent = [(e["method"], e["path"]) for e in cluster.access_log()
+            if e["path"].startswith("/folder/tar")]
+    assert ("PUT", "/folder/tar") in sent and ("GET", "/folder/tar") in sent

@@ -95,7 +95,8 @@ def write(place, path: str, data: Any) -> list[str]:
     tmp = Path(tempfile.mkdtemp(prefix="rh-table-"))
     try:
         names = _write_parts(pq, data, tmp)
-        transfer.copy(LocalPlace(), str(tmp), place, path, folder=True, overwrite=False)
+        # New parts have new names: nothing is replaced (and rsync may carry them).
+        transfer.copy(LocalPlace(), str(tmp), place, path, folder=True, overwrite=True)
         return names
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,11 +5,13 @@ passed to functions there as paths, bytes and tables."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import datafns
 import pandas as pd
 import pytest
+from waiting import wait_until
 
 import rh_core as rh
 from rh_core.resources.data import transfer
@@ -27,8 +29,17 @@ def _files(root: Path) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _folder_requests(cluster) -> list[str]:
-    return [e["path"] for e in cluster.access_log() if e["path"].startswith("/folder/tar")]
+def _requests_so_far(cluster) -> list[tuple[str, str]]:
+    """``(method, path)`` of every request the cluster's server logged, up to now (the server
+    writes its access log every second: a last request of its own marks the end)."""
+    marker = f"/objects/marker-{uuid.uuid4().hex[:8]}"
+    cluster.get(marker.rsplit("/", 1)[1], default=None)
+
+    def logged():
+        entries = cluster.access_log()
+        return entries if any(e["path"] == marker for e in entries) else None
+
+    return [(e["method"], e["path"]) for e in wait_until(logged, 10, "the access log")]
 
 
 def test_a_folder_goes_to_the_node_with_rsync_and_back(node, sshd, tmp_path):
@@ -44,7 +55,8 @@ def test_a_folder_goes_to_the_node_with_rsync_and_back(node, sshd, tmp_path):
     assert _files(tmp_path / "back") == _files(src)
     assert not list(Path(cf.path).rglob(".rh-partial")) and not list(
         (tmp_path / "back").rglob(".rh-partial"))
-    assert _folder_requests(node) == []  # rsync over SSH, not the server's tar route
+    # rsync over SSH, not the server's tar route
+    assert [r for r in _requests_so_far(node) if r[1] == "/folder/tar"] == []
 
 
 def test_folders_passed_to_a_function_on_the_node(node, sshd, tmp_path, monkeypatch):

@@ -114,8 +114,9 @@ class ComputeProvider(ABC):
 
     def copy_to(self, local_path: str, remote_path: str, folder: bool) -> bool:
         """Copy data (a folder's contents into the folder ``remote_path``, or a file to the file
-        ``remote_path``, an absolute path on the head node) with the provider's own transfer,
-        such as rsync over SSH: no file half-written under its final name. False when it has
+        ``remote_path``, an absolute path on the head node, its folders made as needed) with the
+        provider's own transfer, such as rsync over SSH: no file half-written under its final
+        name. False when it has
         none; rh then streams a tar through the server's ``/folder/tar``."""
         return False
 

@@ -50,13 +50,15 @@ def test_a_folder_goes_to_the_node_with_rsync_and_back(node, sshd, tmp_path):
     assert _files(Path(cf.path)) == _files(src)  # the node is this machine's other user
     assert cf.ls(full_paths=False) == ["a.txt", "sub"]
     (src / "a.txt").write_text("changed")
-    assert rh.folder(path=str(src)).to(node).get("a.txt") == b"changed"
+    again = rh.folder(path=str(src)).to(node)  # the same copy, updated
+    assert again.path == cf.path and Path(cf.path, "a.txt").read_text() == "changed"
     assert cf.to("here", path=str(tmp_path / "back")).system == "file"
     assert _files(tmp_path / "back") == _files(src)
     assert not list(Path(cf.path).rglob(".rh-partial")) and not list(
         (tmp_path / "back").rglob(".rh-partial"))
     # rsync over SSH, not the server's tar route
     assert [r for r in _requests_so_far(node) if r[1] == "/folder/tar"] == []
+    assert again.get("a.txt") == b"changed"  # reading one file goes through the server
 
 
 def test_folders_passed_to_a_function_on_the_node(node, sshd, tmp_path, monkeypatch):

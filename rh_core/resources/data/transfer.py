@@ -114,7 +114,6 @@ def _from_here(src: str, dst, dst_path: str, folder: bool, overwrite: bool) -> N
     if shares_files(cluster):
         local_copy(src, dst_path, folder, overwrite)
         return
-    dst.mkdir(os.path.dirname(dst_path))  # the copy makes the last part itself
     copy_to = getattr(cluster.provider, "copy_to", None)
     if overwrite and copy_to is not None and copy_to(src, dst_path, folder):
         return

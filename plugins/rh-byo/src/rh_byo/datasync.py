@@ -6,6 +6,8 @@ nothing here: rh then streams a tar through the server (``/folder/tar``)."""
 
 from __future__ import annotations
 
+import os
+import posixpath
 import shlex
 import shutil
 import subprocess
@@ -16,8 +18,8 @@ from rh_byo.ssh import SSHNode
 from rh_core.errors import ConfigError
 from rh_core.transport import archive
 
-#: rsync's options for data: archive mode, partial files kept aside to resume, a summary.
-OPTIONS = ["-a", "--partial-dir=.rh-partial", "--stats"]
+#: rsync's options for data: archive mode, and partial files kept aside to resume.
+OPTIONS = ["-a", "--partial-dir=.rh-partial"]
 
 
 def _usable(node) -> bool:
@@ -25,11 +27,11 @@ def _usable(node) -> bool:
         shutil.which("rsync") is not None
 
 
-def _rsync(node: SSHNode, source: str, dest: str, where: str) -> bool:
+def _rsync(node: SSHNode, source: str, dest: str, where: str, extra: list[str] = ()) -> bool:
     """Run rsync; False when the node turns out to have none."""
     ssh = "ssh " + " ".join(shlex.quote(o) for o in node.options())
-    proc = subprocess.run(["rsync", *OPTIONS, "-e", ssh, source, dest], capture_output=True,
-                          text=True)
+    proc = subprocess.run(["rsync", *OPTIONS, *extra, "-e", ssh, source, dest],
+                          capture_output=True, text=True)
     if proc.returncode == 0:
         return True
     if any(s in proc.stderr for s in ("rsync: command not found", "rsync: not found",
@@ -52,8 +54,7 @@ def copy_to(provider, local_path: str, remote_path: str, folder: bool) -> bool:
     node = provider.node
     if not _usable(node):
         return False
-    _, entries = archive.walk(Path(local_path))
-    size = sum(e[2] for e in entries)
+    size = _size(local_path)
     limit_mb = provider.cluster.sync_limit_mb
     if size > limit_mb * 2**20:
         raise ConfigError(
@@ -61,7 +62,24 @@ def copy_to(provider, local_path: str, remote_path: str, folder: bool) -> bool:
             f"{limit_mb} MB: raise the cluster's sync_limit_mb, or copy less at a time")
     source = local_path.rstrip("/") + "/" if folder else local_path
     dest = remote_path.rstrip("/") + "/" if folder else remote_path
-    return _rsync(node, source, f"{node.target}:{dest}", "node")
+    # The destination's folders are made by the same SSH command that starts rsync there.
+    parent = shlex.quote(posixpath.dirname(remote_path.rstrip("/")))
+    return _rsync(node, source, f"{node.target}:{dest}", "node",
+                  [f"--rsync-path=mkdir -p {parent} && rsync"])
+
+
+def _size(path: str) -> int:
+    """Bytes of the files under ``path`` (or of the file)."""
+    if not os.path.isdir(path):
+        return os.lstat(path).st_size
+    total = 0
+    with os.scandir(path) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                total += _size(e.path)
+            elif not e.is_symlink():
+                total += e.stat(follow_symlinks=False).st_size
+    return total
 
 
 def copy_from(provider, remote_path: str, local_path: str, folder: bool) -> bool:

@@ -38,17 +38,20 @@ def shares_files(cluster) -> bool:
     return rt["data_machine"] == archive.machine_id()
 
 
-def local_copy(src: str, dest: str, folder: bool, overwrite: bool = True) -> None:
-    """Copy the folder (or file) ``src`` to ``dest`` on this machine."""
+def local_copy(src: str, dest: str, folder: bool, overwrite: bool = True,
+               checked: bool = False) -> None:
+    """Copy the folder (or file) ``src`` to ``dest`` on this machine (``checked``: its links
+    were looked at already)."""
     if not os.path.lexists(src):
         raise LocalPlace().missing(src)
-    archive.walk(Path(src))  # refuses a symlink pointing out
+    if not checked:
+        archive.walk(Path(src), sizes=False)  # refuses a symlink pointing out
     into = Path(dest) if folder else Path(dest).parent
     staging = archive.make_staging(into)
     try:
         target = staging if folder else staging / Path(dest).name
         _cp(src, target, folder, into)
-        archive.move_into_place(staging, into, overwrite)
+        archive.move_into_place(staging, into, overwrite, count=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -106,13 +109,13 @@ def _from_here(src: str, dst, dst_path: str, folder: bool, overwrite: bool) -> N
     if isinstance(dst, LocalPlace):
         local_copy(src, dst_path, folder, overwrite)
         return
-    base, entries = archive.walk(Path(src))
+    base, entries = archive.walk(Path(src), sizes=False)
     if isinstance(dst, StoragePlace):
         _put_storage(dst, base, entries, dst_path, folder, overwrite)
         return
     cluster = dst.cluster
     if shares_files(cluster):
-        local_copy(src, dst_path, folder, overwrite)
+        local_copy(src, dst_path, folder, overwrite, checked=True)
         return
     copy_to = getattr(cluster.provider, "copy_to", None)
     if overwrite and copy_to is not None and copy_to(src, dst_path, folder):
@@ -138,7 +141,7 @@ def _to_here(src, src_path: str, dest: str, folder: bool, overwrite: bool) -> No
         raise errors.UnsafePathError(f"on {src.where()}: {info['escaping']}")
     cluster = src.cluster
     if shares_files(cluster):
-        local_copy(info["path"], dest, folder, overwrite)
+        local_copy(info["path"], dest, folder, overwrite, checked=True)
         return
     copy_from = getattr(cluster.provider, "copy_from", None)
     if overwrite and copy_from is not None and copy_from(info["path"], dest, folder):

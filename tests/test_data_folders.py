@@ -4,6 +4,7 @@ the clear errors of bad input (a missing path, names and links that escape, a fu
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -118,10 +119,25 @@ def test_a_folder_passed_to_a_function_arrives_as_its_path(local, tmp_path, monk
     assert rh.function(datafns.first_item).to(local)([cf]) == cf.path  # inside other arguments
     assert rh.get(listing.remote(cf)) == (cf.path, ["a.txt", "sub/b.bin"])
     assert [p for p, _ in listing.map([f, cf])] == [str(src), cf.path]
+    assert asyncio.run(listing(cf, run_async=True))[0] == cf.path  # awaited in a thread
+    holder = rh.module(datafns.Holder).to(local)(cf, name="holder")  # __init__ on the cluster
+    assert holder.files() == ["a.txt", "sub"] and holder.path == cf.path
     assert copies == []
     import pickle
 
     assert pickle.loads(pickle.dumps(cf)).path == cf.path  # pickled outside a call: itself
+
+
+def test_a_copy_between_two_clusters(local, own_cluster, tmp_path):
+    cf = rh.folder(path=str(_tree(tmp_path / "src"))).to(local)
+    other = cf.to(own_cluster)
+    assert other.system is own_cluster and other.path != cf.path
+    assert rh.function(datafns.listing).to(own_cluster)(other) == (
+        other.path, ["a.txt", "sub/b.bin"])
+    moved = rh.folder(path=str(tmp_path / "src"))
+    moved.mv(str(tmp_path / "on-cluster"), system=local)
+    assert moved.system is local and moved.exists_in_system()
+    assert not (tmp_path / "src").exists()
 
 
 def test_a_missing_folder_says_where_it_looked(local, tmp_path):

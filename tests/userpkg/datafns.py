@@ -29,3 +29,13 @@ def summary(table):
 
 def first_item(items):
     return items[0]
+
+
+class Holder:
+    """A served class whose __init__ takes a folder: it gets the path."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def files(self):
+        return sorted(os.listdir(self.path))

@@ -116,8 +116,8 @@ class ComputeProvider(ABC):
         """Copy data (a folder's contents into the folder ``remote_path``, or a file to the file
         ``remote_path``, an absolute path on the head node, its folders made as needed) with the
         provider's own transfer, such as rsync over SSH: no file half-written under its final
-        name. False when it has
-        none; rh then streams a tar through the server's ``/folder/tar``."""
+        name. False when it has none; rh then streams a tar through the server's
+        ``/folder/tar``."""
         return False
 
     def copy_from(self, remote_path: str, local_path: str, folder: bool) -> bool:

@@ -71,6 +71,10 @@ def test_folders_passed_to_a_function_on_the_node(node, sshd, tmp_path, monkeypa
     monkeypatch.setattr(transfer, "copy", lambda *a, **k: copies.append(a))
     assert listing(cf) == (cf.path, ["a.txt", "sub/b.bin"])
     assert copies == []  # already there: nothing travels
+    monkeypatch.undo()
+    with pytest.raises(rh.DataNotFoundError, match=f"no folder or file at {tmp_path}/gone on "
+                                                   f"this machine"):
+        listing(rh.folder(path=str(tmp_path / "gone")))
 
 
 def test_blobs_and_tables_on_the_node(node):

@@ -77,6 +77,9 @@ def test_folder_operations_in_place(local, tmp_path, where):
 def test_runhouse_spellings_and_a_folder_that_lives_on_the_cluster(local, tmp_path):
     remote = rh.folder(url=str(tmp_path / "remote_dir"), fs=local)  # Runhouse's older names
     assert remote.path == str(tmp_path / "remote_dir") and remote.system is local
+    remote.mkdir().put({"a.txt": b"a"})
+    here = remote.to("here", url=str(tmp_path / "local_directory"))
+    assert here.path == str(tmp_path / "local_directory") and here.get("a.txt") == b"a"
     assert rh.folder(path="remote_dir", system="local").path == "remote_dir"  # from its home
     assert rh.folder(path="./x", system="here").path == os.path.abspath("x")
     with pytest.raises(rh.ConfigError, match="give the path once"):

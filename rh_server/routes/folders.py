@@ -28,6 +28,9 @@ from rh_server.web import HTTPProblem, JSONRoute, Limits, bad_request, flag, gua
 OPS = ("resolve", "ls", "mkdir", "mv", "copy", "rm")
 #: Chunks (of about 1 MiB) received ahead of the thread writing them.
 DEPTH = 8
+#: Bytes read (and dropped) past a refused upload before answering, for a client that only
+#: reads the answer once it has sent its body.
+DRAIN = 64 << 20
 
 #: The HTTP answer to each of rh's data errors: (status, kind).
 ANSWERS = [
@@ -117,22 +120,32 @@ def routes(auth: Auth, ctx: ServerContext, limits: Limits) -> list[JSONRoute]:
         limit = limits.max_body_mb << 20
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > limit:
+            if int(size) <= limit + DRAIN:  # read and drop it, so the client reads the answer
+                async for _ in request.stream():
+                    pass
             raise too_large(limits.max_body_mb)
         feed = _Feed()
         reader = asyncio.ensure_future(asyncio.to_thread(archive.unpack, feed.chunks(), dest,
                                                          overwrite))
-        total, buf, taking = 0, bytearray(), True
+        total, buf, taking, over = 0, bytearray(), True, False
         try:
             async for chunk in request.stream():
                 total += len(chunk)
-                if total > limit:
-                    raise too_large(limits.max_body_mb)
+                if total > limit and not over:
+                    over, taking = True, False
+                    feed.items.put(errors.TransferError("the upload is over the limit"))
+                if total > limit + DRAIN:
+                    break
                 if not taking:
-                    continue  # the reader failed: read the rest, then answer its error
+                    # The reader stopped (a bad archive, or over the limit): read on a little,
+                    # so that the client, still sending, gets to read the answer.
+                    continue
                 buf += chunk
                 if len(buf) >= archive.CHUNK:
                     taking = await feed.put(bytes(buf), reader)
                     buf = bytearray()
+            if over:
+                raise too_large(limits.max_body_mb)
             if taking and (not buf or await feed.put(bytes(buf), reader)):
                 await feed.put(None, reader)
         except (HTTPProblem, ClientDisconnect, asyncio.CancelledError) as e:

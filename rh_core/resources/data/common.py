@@ -98,9 +98,14 @@ class Data(Resource):
                           f".to({place.where()!r}, path='{place.where()}://bucket/prefix')")
 
     def to(self, system: Any, path: str | None = None, data_config: dict | None = None,
-           overwrite: bool = True):
+           overwrite: bool = True, *, url: str | None = None):
         """A copy in ``system`` (``"here"``, ``"s3"``..., a cluster) at ``path`` (by default
-        under the rh home there); files already at the path are replaced (``overwrite``)."""
+        under the rh home there; ``url=`` is Runhouse's older name); files already at the path
+        are replaced (``overwrite``)."""
+        if url is not None:
+            if path is not None and path != url:
+                raise ConfigError("give the path once, as path= (or url=, Runhouse's older name)")
+            path = url
         system = systems.as_system(system)
         config = systems.check_config(data_config if data_config is not None else
                                       (self.data_config if system == self.system else {}))

@@ -102,3 +102,36 @@ class RemoteException(RhError):
     def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
         self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
         super().__init__(f"{type_name}: {message}")
+
+
+# ------------------------------------------------------------------ data: folders, blobs, tables
+
+
+class MissingDependencyError(RhError, ImportError):
+    """A package a feature needs is not installed; the message names it and how to install it."""
+
+
+class DataNotFoundError(RhError, FileNotFoundError):
+    """A folder, file, table or bucket is not where a data resource says it is."""
+
+
+class DataExistsError(RhError, FileExistsError):
+    """A file is already there and ``overwrite=True`` was not given."""
+
+
+class UnsafePathError(RhError, ValueError):
+    """A name or archive member would land outside its folder (``..``, an absolute path, a
+    symlink pointing out)."""
+
+
+class DiskFullError(RhError, OSError):
+    """The disk data was being written to is full; nothing was left under the final name."""
+
+
+class TransferError(RhError, OSError):
+    """A copy failed on the way (an archive cut short or changed); nothing was written."""
+
+
+class StorageCredentialsError(RhError, PermissionError):
+    """Object storage refused the request, or no credentials were found; the message names the
+    variables and profile looked at."""

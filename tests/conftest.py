@@ -5,6 +5,8 @@ Every server a fixture starts is stopped by the PID it recorded (``cluster.down(
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +87,16 @@ def public(rh_home):
         rh.function(fn).to(cluster)
     yield cluster
     cluster.down()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs in the test's folder (mounting needs root, as CI has); unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)",
+                    pytrace=False)
+    disk = tmp_path / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)

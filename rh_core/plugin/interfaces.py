@@ -113,6 +113,19 @@ class ComputeProvider(ABC):
         Providers whose nodes share this machine's filesystem keep it as it is."""
         return local_root
 
+    def copy_to(self, local_path: str, remote_path: str, folder: bool) -> bool:
+        """Copy data (a folder's contents into the folder ``remote_path``, or a file to the file
+        ``remote_path``, an absolute path on the head node, its folders made as needed) with the
+        provider's own transfer, such as rsync over SSH: no file half-written under its final
+        name. False when it has none; rh then streams a tar through the server's
+        ``/folder/tar``."""
+        return False
+
+    def copy_from(self, remote_path: str, local_path: str, folder: bool) -> bool:
+        """The other way: the head node's folder or file ``remote_path`` to ``local_path``
+        here. False when the provider has no transfer of its own."""
+        return False
+
 
 class ConnectionType(ABC):
     """How a client reaches the server of a cluster: plain HTTP, TLS, a tunnel..."""

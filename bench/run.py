@@ -41,8 +41,8 @@ from common import (  # noqa: I001 - bench/ is on sys.path
     stop_recorded_server,
 )
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
-from secret_benchmarks import bench_secrets
 from data_benchmarks import bench_data_byo, bench_data_local, bench_table_stream
+from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
 # ============================================================================= report

@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from rh_core.errors import (  # noqa: E402
     ConfigError,
+    ConflictError,
     ConnectionFailedError,
     NameClashError,
     PackageInstallError,
@@ -23,11 +24,13 @@ from rh_core.errors import (  # noqa: E402
     RunTimeoutError,
     SerializationError,
     ServerError,
+    StoreUnavailableError,
     UnknownPluginItemError,
     WorkerCrashedError,
 )
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
+from rh_core.names.shared import login, logout, resources, whoami  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
@@ -47,11 +50,12 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
+    "Cluster", "ConfigError", "ConflictError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
     "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
     "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunCancelledError",
     "RunHandle", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
+    "StoreUnavailableError",
     "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
-    "env", "exists", "function", "get", "hookimpl", "load", "module", "package",
-    "secret_backend", "send", "set_folder",
+    "env", "exists", "function", "get", "hookimpl", "load", "login", "logout", "module", "package",
+    "resources", "secret_backend", "send", "set_folder", "whoami",
 ]

@@ -133,6 +133,46 @@ def ls(folder: str = typer.Argument("~", help="a folder of names: ~, ~/proj, pro
 
 @app.command()
 @friendly
+def login(url: str = typer.Argument(..., help="the shared store's address, e.g. "
+                                              "https://den.example.com"),
+          token: str = typer.Option(None, "--token", help="your token; '-' reads it from "
+                                    "standard input; asked for (not echoed) when omitted")) -> None:
+    """Log in to a shared store (``@/...`` names): the token is kept in the secret backend."""
+    from rh_core.names import shared
+
+    if token == "-":
+        token = typer.get_text_stream("stdin").readline().strip()
+    elif token is None:
+        token = typer.prompt("token", hide_input=True)
+    user = shared.login(url, token)
+    typer.echo(f"logged in to {url} as {user}; bare names now go to @/{user}")
+
+
+@app.command()
+@friendly
+def logout() -> None:
+    """Forget the shared store's token on this machine."""
+    from rh_core.names import shared
+
+    shared.logout()
+    typer.echo("logged out")
+
+
+@app.command()
+@friendly
+def whoami() -> None:
+    """The user logged in to the shared store."""
+    from rh_core.names import shared
+
+    user = shared.whoami()
+    if user is None:
+        typer.echo("not logged in (rh login URL --token TOKEN)", err=True)
+        raise typer.Exit(1)
+    typer.echo(user)
+
+
+@app.command()
+@friendly
 def runs(name: str = typer.Argument("local", help="cluster name"),
          as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Runs kept on a cluster, calls running now and the last ones that ended."""
@@ -229,6 +269,21 @@ def token_revoke(who: str = typer.Argument(..., help="a user, or a token id"),
                  cluster: str = typer.Option("local", "--cluster", "-c")) -> None:
     """Revoke a user's tokens (or one token by id)."""
     typer.echo(f"revoked: {', '.join(_cluster(cluster).revoke(who))}")
+
+
+def _plugin_commands() -> None:
+    """Command groups of installed plugins (``rh den ...``), after the core's own."""
+    taken = {c.name or c.callback.__name__ for c in app.registered_commands}
+    taken |= {g.name for g in app.registered_groups}
+    for name, group in registry().cli_commands.items():
+        if name in taken:
+            console.print(f"[yellow]warning:[/] a plugin's command group {name!r} is not added: "
+                          f"rh has a command of that name", highlight=False)
+            continue
+        app.add_typer(group, name=name)
+
+
+_plugin_commands()
 
 
 def main() -> None:  # pragma: no cover

@@ -13,6 +13,26 @@ def _shared():
     return resolve._store("@")
 
 
+def _installed():
+    from rh_core.plugin.registry import registry
+
+    return registry().rns_stores.get("@")
+
+
+def store_url() -> str | None:
+    """The shared store's URL this machine uses, or None (no store plugin, none set)."""
+    store = _installed()
+    url = getattr(store, "url", None) if store is not None else None
+    return url() if callable(url) else None
+
+
+def logged_in_user() -> str | None:
+    """The user logged in to the shared store, without asking it; None when not logged in or
+    no store plugin is installed."""
+    store = _installed()
+    return store.whoami() if store is not None else None
+
+
 def login(url: str, token: str) -> str:
     """Log in to the shared store at ``url`` with ``token``: the token goes to the secret
     backend (never to a config file), the URL to the user config. Returns the user's name;

@@ -50,6 +50,8 @@ TARGETS = {
     "den_auth": ("le_ratio", 1.05),
     "den_concurrency_p99": ("info", None),
     "den_concurrency_failures": ("le", 0.0),
+    "secret_values": ("info", None),
+    "secret_to_local": ("info", None),
 }
 
 FIGURES = {
@@ -78,6 +80,8 @@ FIGURES = {
     "den_auth": "call let in by a cached store token vs the owner's",
     "den_concurrency_p99": "store: clients x save/load/share at once, p99",
     "den_concurrency_failures": "store: errors + lost updates in that run",
+    "secret_values": "rh.secret(name).values from the keyring (median)",
+    "secret_to_local": "provider secret .to(local cluster) (median)",
 }
 
 UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json": "s",
@@ -88,7 +92,8 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
          "redeploy": "s", "map": "items/s", "map_ray": "items/s", "concurrency": "calls/s", "memory": "MiB",
          "run_async": "s", "cancel_sleep": "s",
          "object_get": "MiB/s", "den_load": "s", "den_auth": "s", "den_concurrency_p99": "s",
-         "den_concurrency_failures": ""}
+         "den_concurrency_failures": "",
+         "secret_values": "s", "secret_to_local": "s"}
 
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats

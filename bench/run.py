@@ -42,6 +42,7 @@ from common import (  # noqa: I001 - bench/ is on sys.path
 )
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
 from den_benchmarks import bench_den
+from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
 # ============================================================================= report
@@ -226,6 +227,8 @@ def main(argv=None) -> int:
             keys=["cancel_sleep"])
         run("cluster.get of a 64 MiB array", needs_cluster(bench_object_get), ctx,
             sizes["echo"], keys=["object_get"])
+        run("secrets: values from the keyring, .to(local)", needs_cluster(bench_secrets), ctx,
+            sizes["calls"], keys=["secret_values", "secret_to_local"])
         run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
             keys=["tls_caddy"])
         run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from rh_core import configs  # noqa: E402 - rh.configs.get/set/all: the module itself
+from rh_core.configs import login  # noqa: E402
 from rh_core.errors import (  # noqa: E402
     ConfigError,
     ConflictError,
@@ -22,6 +24,8 @@ from rh_core.errors import (  # noqa: E402
     RunCancelledError,
     RunNotFoundError,
     RunTimeoutError,
+    SecretBackendError,
+    SecretNotFoundError,
     SerializationError,
     ServerError,
     StoreUnavailableError,
@@ -30,7 +34,7 @@ from rh_core.errors import (  # noqa: E402
 )
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
-from rh_core.names.shared import login, logout, resources, whoami  # noqa: E402
+from rh_core.names.shared import logout, resources, whoami  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
@@ -39,6 +43,8 @@ from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
 from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
+from rh_core.resources.secret import Secret  # noqa: E402
+from rh_core.resources.secret_factories import Secrets, provider_secret, secret, secrets  # noqa: E402
 
 
 def __getattr__(name: str):
@@ -50,12 +56,14 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "ConflictError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
-    "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
-    "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunCancelledError",
-    "RunHandle", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
-    "StoreUnavailableError",
-    "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
-    "env", "exists", "function", "get", "hookimpl", "load", "login", "logout", "module", "package",
-    "resources", "secret_backend", "send", "set_folder", "whoami",
+    "Cluster", "ConfigError", "ConflictError", "ConnectionFailedError", "Env", "Function",
+    "GitPackage", "Module", "NameClashError", "Package", "PackageInstallError",
+    "RemoteAttributeError", "RemoteException", "RemoteFunctionNotFound", "Resource",
+    "ResourceNotFoundError", "RhError", "RunCancelledError", "RunHandle", "RunNotFoundError",
+    "RunTimeoutError", "Secret", "SecretBackendError", "SecretNotFoundError", "Secrets",
+    "SerializationError", "ServerError", "StoreUnavailableError", "UnknownPluginItemError",
+    "WorkerCrashedError", "cluster", "configs", "current_folder", "current_store", "env", "exists",
+    "function", "get", "hookimpl", "load", "login", "logout", "module", "package",
+    "provider_secret", "resources", "secret", "secret_backend", "secrets", "send", "set_folder",
+    "whoami",
 ]

@@ -14,12 +14,12 @@ class ConfigError(RhError, ValueError):
 class UnknownPluginItemError(RhError, LookupError):
     """A provider, connection type, installer, store or secret backend is not installed."""
 
-    def __init__(self, kind: str, name: str, installed: list[str]):
+    def __init__(self, kind: str, name: str, installed: list[str], hint: str | None = None):
         self.kind, self.name, self.installed = kind, name, installed
         listed = ", ".join(sorted(installed)) or "none"
         super().__init__(
             f"unknown {kind} {name!r}; installed {kind}s: {listed}. "
-            f"Install the plugin that provides it (see `rh plugins`)."
+            + (hint or "Install the plugin that provides it (see `rh plugins`).")
         )
 
 
@@ -48,6 +48,14 @@ class AccessRefused(RhError, PermissionError):
     def __init__(self, message: str, status: int = 403):
         self.status = status
         super().__init__(message)
+class SecretNotFoundError(ResourceNotFoundError):
+    """No secret saved under that name, no values for it in its backend, or no credentials of a
+    provider on this machine (the message names the files and variables looked at)."""
+
+
+class SecretBackendError(RhError):
+    """A secret backend cannot be used now: not installed, unavailable, locked, refusing the
+    credentials, sealed. Never carries a secret's value."""
 
 
 class ServerError(RhError):

@@ -34,6 +34,7 @@ from rh_server.routes import commands as command_routes
 from rh_server.routes import objects as object_routes
 from rh_server.routes import openapi as openapi_routes
 from rh_server.routes import runs as run_routes
+from rh_server.routes import secrets as secret_routes
 from rh_server.routes import served as served_routes
 from rh_server.runs import RunStore
 from rh_server.served import Served
@@ -91,6 +92,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),
         *command_routes.routes(auth, served),
+        *secret_routes.routes(auth, served),
     ]
     for route in routes:  # a 405 names every method the path takes, from all its routes
         route.allowed = frozenset(m for r in routes if r.path == route.path for m in r.methods)

@@ -22,6 +22,18 @@ def rh_home(tmp_path_factory):
         yield home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_keyring(tmp_path_factory):
+    """The keyring is keyrings.alt's file backend, its file in a temporary folder for the session
+    ($XDG_DATA_HOME): tests never touch the user's own keyring, and subprocesses (the rh
+    command) use the same one."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+        mp.setenv("XDG_DATA_HOME", str(data))
+        yield data / "python_keyring" / "keyring_pass.cfg"
+
+
 @pytest.fixture(scope="session")
 def local(rh_home):
     """The local cluster, started once for the session and stopped by PID at its end."""

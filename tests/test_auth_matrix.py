@@ -48,6 +48,7 @@ RULES = {
     ("GET", "/openapi.json"): ("read", "*"),
     ("GET", "/objects"): ("read", "*"),
     ("POST", "/commands"): ("write", "*"),
+    ("PUT", "/secrets/{name}"): ("write", "*"),
     ("GET", "/objects/{key}"): ("read", "name"),
     ("PUT", "/objects/{key}"): ("write", "name"),
     ("DELETE", "/objects/{key}"): ("write", "name"),
@@ -183,6 +184,10 @@ def _request(c, method: str, path: str, caller: str):
         still = lambda: any(t["user"] == f"victim_{n}" for t in c.tokens())  # noqa: E731
     elif path == "/commands":
         url, body = path, {"json": {"commands": ["true"]}}
+    elif path == "/secrets/{name}":  # variables only: this server's home is the test's own
+        url = f"/secrets/matrix_{n}"
+        body = {"json": {"env": f"matrix_env_{n}", "env_vars": {"MATRIX_VALUE": str(n)}}}
+        still = lambda: f"matrix_{n}" not in c.status()["secrets"]  # noqa: E731
     elif path == "/auth/tokens":
         url = path
         if method == "POST":

@@ -34,9 +34,9 @@ def logged_in_user() -> str | None:
 
 
 def login(url: str, token: str) -> str:
-    """Log in to the shared store at ``url`` with ``token``: the token goes to the secret
-    backend (never to a config file), the URL to the user config. Returns the user's name;
-    from then on bare names are saved under ``@/<user>`` unless ``default_folder`` is set."""
+    """Log in to the shared store at ``url`` with ``token`` (the store keeps the token in the
+    secret backend, never in a config file); returns the user's name. ``rh.login`` is
+    :func:`rh_core.configs.login`, which also offers to upload defaults and credentials."""
     return _shared().login(url, token)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable, ClassVar, Protocol
@@ -264,6 +265,29 @@ class SecretBackend(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error when absent)."""
+
+    # A secret (``rh.secret``) is several values under one key. By default they are kept as
+    # one JSON text, so a backend that only stores text needs nothing more; a backend with
+    # structured entries (Vault's KV) overrides these three to store them as they are.
+
+    def get_values(self, key: str) -> dict[str, str] | None:
+        """All values of the secret ``key``, or None when there is none."""
+        text = self.get(key)
+        return None if text is None else json.loads(text)
+
+    def set_values(self, key: str, values: dict[str, str]) -> None:
+        """Store the secret ``key`` with exactly ``values``, in one step where the backend can
+        (a failure must not leave some values of it written)."""
+        self.set(key, json.dumps(values, sort_keys=True))
+
+    def delete_values(self, key: str) -> None:
+        """Remove the secret ``key`` and all its values (no error when absent)."""
+        self.delete(key)
+
+    def list(self, prefix: str) -> list[str] | None:
+        """The keys under ``prefix`` (without it), or None when this backend cannot list (the
+        system keyring cannot)."""
+        return None
 
 
 @attrs.define

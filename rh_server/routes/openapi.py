@@ -100,6 +100,21 @@ def openapi_document(version: str) -> dict:
                         "python": {"type": "boolean"}, "setup": {"type": "boolean"},
                         "env": {"type": "string"}, "timeout": {"type": "number"}}}}}},
                 "responses": {"200": {"description": "results"}, **errors}}},
+            "/secrets/{name}": {"put": {
+                "summary": "write a secret's files in the server user's home (0600) and give its variables to an env's workers (write on *); the values are never answered",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,99}$"}}],
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "type": "object", "properties": {
+                        "files": {"type": "array", "items": {"type": "object", "required": ["path"], "properties": {
+                            "path": {"type": "string"}, "content": {"type": "string"},
+                            "ini": {"type": "object", "additionalProperties": {
+                                "type": "object", "additionalProperties": {"type": "string"}}}}}},
+                        "env": {"type": "string"},
+                        "env_vars": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "path_vars": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
+                "responses": {"200": {"description": "{name, files, env, env_vars}: the files written and the variable names"},
+                              **errors}}},
             "/runs/{key}/cancel": {"post": {
                 "summary": "stop a run, or a call running now (write on its function)",
                 "parameters": [key],

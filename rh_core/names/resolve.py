@@ -22,9 +22,14 @@ _current: list[str | None] = [None]
 
 def current_folder() -> str:
     """The folder names without a prefix are resolved in: the ``default_folder`` of the user's
-    config (``~`` unless set) until :func:`set_folder` changes it. Where its configs are kept on
-    disk is :func:`current_store`."""
+    config when it is set; else ``@/<user>`` when logged in to a shared store; else ``~``;
+    until :func:`set_folder` changes it. Where its configs are kept is :func:`current_store`."""
     if _current[0] is None:
+        if user_config.sources()["default_folder"] == "default":
+            shared = registry().rns_stores.get("@")
+            user = shared.whoami() if shared is not None else None
+            if user:
+                return f"@/{user}"
         return _folder(user_config.value("default_folder"))
     return _current[0]
 

@@ -7,6 +7,7 @@ Each function asks the store that holds the name; a store without these (``~``) 
 from __future__ import annotations
 
 from rh_core.names import resolve
+from rh_core.plugin.registry import registry
 
 
 def _shared():
@@ -14,8 +15,6 @@ def _shared():
 
 
 def _installed():
-    from rh_core.plugin.registry import registry
-
     return registry().rns_stores.get("@")
 
 

@@ -10,6 +10,8 @@ from typing import Callable, ClassVar, Protocol
 
 import attrs
 
+from rh_core.errors import ConfigError
+
 __all__ = [
     "AccessLevel", "Cluster", "ComputeProvider", "ConnectionInfo", "ConnectionType", "Endpoint",
     "InstallTarget", "PackageInstaller", "RnsStore", "SecretBackend", "ServerContext",
@@ -244,8 +246,6 @@ class RnsStore(ABC):
         return None
 
     def _unsupported(self, what: str, hint: str):
-        from rh_core.errors import ConfigError
-
         return ConfigError(f"the {self.prefix!r} store {what}" + (f"; {hint}" if hint else ""))
 
 

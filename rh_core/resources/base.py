@@ -8,6 +8,7 @@ import attrs
 
 from rh_core.errors import ConfigError
 from rh_core.names import resolve as rns
+from rh_core.names import shared
 from rh_core.resources import converter
 
 
@@ -85,21 +86,15 @@ class Resource:
         addresses) at ``access_level`` ``read`` (load and call) or ``write`` (also save and
         share); ``visibility``: ``private``, ``unlisted`` (anyone with the exact name) or
         ``public``. ``access_type`` is another name for ``access_level``."""
-        from rh_core.names import shared
-
         return shared.share(self._saved_address(), users or [], access_type or access_level,
                             visibility)
 
     def revoke(self, users: list[str] | str) -> dict:
         """Take back what :meth:`share` gave these users or groups."""
-        from rh_core.names import shared
-
         return shared.revoke(self._saved_address(), users)
 
     def history(self) -> list[dict]:
         """Its saved versions, newest first: ``[{"version", "timestamp", "author"}, ...]``."""
-        from rh_core.names import shared
-
         return shared.history(self._saved_address())
 
     @property

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
+from rh_core.names import shared
 from rh_core.plugin.registry import registry
 from rh_core.resources.base import Resource
 from rh_core.resources.calls import ObjectRef
@@ -76,8 +77,6 @@ class Cluster(Resource):
         name there) when ``den_auth`` is on and a store is known."""
         if not self.den_auth:
             return {}
-        from rh_core.names import shared
-
         url, user = self.den_url or shared.store_url(), shared.logged_in_user()
         address = self.rns_address or ""
         name = address[2:] if address.startswith("@/") else (

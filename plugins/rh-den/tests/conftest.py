@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -107,16 +108,19 @@ def postgres(tmp_path_factory):
     if not (PG_BIN / "initdb").exists():
         pytest.fail("PostgreSQL 15 is not installed: apt-get install postgresql (bash "
                     "scripts/test does it)", pytrace=False)
-    folder = tmp_path_factory.mktemp("pg")
-    os.chmod(folder, 0o777)  # the postgres user makes its data folder inside
+    # Outside pytest's own temporary folders (private to root): the postgres user works here.
+    folder = Path(tempfile.mkdtemp(prefix="rh-den-pg-"))
+    os.chmod(folder, 0o777)
     data, pwfile = folder / "data", folder / "pw"
     pwfile.write_text("den-pw-31\n")
     os.chmod(pwfile, 0o644)
     port = free_port()
 
     def as_postgres(*cmd):
-        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, cmd)], check=True,
-                       capture_output=True, timeout=120)
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *map(str, cmd)],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed: {done.stderr or done.stdout}")
 
     as_postgres(PG_BIN / "initdb", "-D", data, "-U", "rh", "--auth-local=trust",
                 "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
@@ -127,6 +131,7 @@ def postgres(tmp_path_factory):
         yield f"postgresql://rh:den-pw-31@127.0.0.1:{port}/den"
     finally:
         as_postgres(PG_BIN / "pg_ctl", "-D", data, "-m", "fast", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +161,7 @@ def logged_in(sqlite_store, rh_home):
     import rh_core as rh
 
     name, token = sqlite_store.user("me")
-    assert rh.login(sqlite_store.url, token) == name
+    assert rh.login(sqlite_store.url, token)["user"] == name
     yield name, token
     rh.logout()
 

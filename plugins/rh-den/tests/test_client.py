@@ -8,9 +8,9 @@ import json
 import os
 
 import pytest
+from conftest import rh_cli
 
 import rh_core as rh
-from conftest import rh_cli
 from rh_core.errors import AuthError
 
 
@@ -82,7 +82,8 @@ def test_cli_login_whoami_ls_logout(sqlite_store, local):
     out = rh_cli("login", sqlite_store.url, "--token", "-", input=token + "\n")
     assert f"as {name}" in out
     assert rh_cli("whoami").strip() == name
-    assert token not in rh.configs.path().read_text()  # the token is in the secret backend, never in config.yaml
+    # The token is in the secret backend, never in config.yaml.
+    assert token not in rh.configs.path().read_text()
     client = sqlite_store.http(token)
     client.put(f"/v1/resources/{name}/thing", json={"config": {"resource_type": "function"}})
     assert f"@/{name}/thing" in rh_cli("ls", f"@/{name}")

@@ -9,9 +9,9 @@ import time
 
 import httpx
 import pytest
+from conftest import Store
 
 import rh_core as rh
-from conftest import Store
 
 
 def summer(a, b):

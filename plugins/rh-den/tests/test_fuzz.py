@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import settings
-
 from rh_den import __version__
 from rh_den.openapi import document
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import REPO, chromium
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-
-from conftest import REPO, chromium
+from selenium.webdriver.support.ui import WebDriverWait
 
 ARTIFACTS = Path(os.environ.get("RH_TEST_ARTIFACTS", REPO / ".artifacts")) / "den"
 FN = {"resource_type": "function", "qualname": "model"}
@@ -36,13 +37,29 @@ def browser():
     b.quit()  # stops the chromedriver this fixture started, and its browser
 
 
+def go(b, by, value):
+    """Click what leads to another page, and wait until that page replaced this one."""
+    page = b.find_element(By.TAG_NAME, "html")
+    b.find_element(by, value).click()
+
+    def replaced(_):
+        try:
+            return page.tag_name is None  # reading it raises once the page is gone
+        except WebDriverException:  # stale, or "does not belong to the document" while loading
+            return True
+
+    WebDriverWait(b, 10).until(replaced)
+    WebDriverWait(b, 10).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def log_in(b, url, token, shot=None):
     b.delete_all_cookies()
     b.get(url + "/")
     b.find_element(By.ID, "token").send_keys(token)
     if shot:
         b.save_screenshot(str(ARTIFACTS / shot))
-    b.find_element(By.ID, "login").click()
+    go(b, By.ID, "login")
 
 
 def test_share_through_the_page(browser, sqlite_store):
@@ -56,22 +73,22 @@ def test_share_through_the_page(browser, sqlite_store):
 
     log_in(b, url, ta, "login.png")
     assert b.find_element(By.TAG_NAME, "h1").text == f"Hello, {alice}"
-    b.find_element(By.LINK_TEXT, f"@/{alice}").click()
+    go(b, By.LINK_TEXT, f"@/{alice}")
     assert "@/" + alice + "/model" in b.find_element(By.ID, "resources").text
-    b.find_element(By.LINK_TEXT, f"@/{alice}/model").click()
+    go(b, By.LINK_TEXT, f"@/{alice}/model")
     assert b.find_element(By.ID, "version").text == "2"
     b.find_element(By.ID, "principals").send_keys(bob)
-    b.find_element(By.ID, "share").click()
+    go(b, By.ID, "share")
     assert b.find_element(By.ID, "note").text == f"shared with {bob}"
     assert bob in b.find_element(By.ID, "shares").text
     b.save_screenshot(str(ARTIFACTS / "resource.png"))
     # Roll back to version 1: saved as version 3.
-    b.find_element(By.CSS_SELECTOR, "button.rollback").click()
+    go(b, By.CSS_SELECTOR, "button.rollback")
     assert b.find_element(By.ID, "note").text == "version 1 saved as version 3"
     assert api.get(f"/v1/resources/{alice}/model").json()["config"] == FN
     # A token made on the page is shown once and works.
-    b.find_element(By.LINK_TEXT, "Tokens").click()
-    b.find_element(By.ID, "create-token").click()
+    go(b, By.LINK_TEXT, "Tokens")
+    go(b, By.ID, "create-token")
     made = b.find_element(By.ID, "new-token").text
     assert httpx.get(url + "/v1/whoami", headers={"Authorization": f"Bearer {made}"}).json()[
         "user"] == alice

@@ -16,14 +16,14 @@ __version__ = "0.1.0"
 
 @hookimpl
 def rh_rns_stores(register):
-    from rh_den.store import DenStore
+    from rh_den.store import DenStore  # httpx and the user config: when names are first used
 
     register(DenStore())
 
 
 @hookimpl
 def rh_cli_commands(register):
-    from rh_den.cli import app
+    from rh_den.cli import app  # typer's groups: only when the rh command line starts
 
     register(app)
 

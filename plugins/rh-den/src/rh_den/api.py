@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from rh_core.resources.cluster import duration_seconds
 from rh_core.errors import ConfigError
+from rh_core.resources.cluster import duration_seconds
 from rh_den.accounts import User
 from rh_den.den import Den
 from rh_den.errors import DenError, bad

@@ -14,6 +14,8 @@ import json
 import typer
 
 from rh_core.errors import RhError
+from rh_core.plugin.registry import registry
+from rh_den.errors import DenError
 
 app = typer.Typer(name="den", help="The shared store of @/... names: serve it, manage users, "
                                    "groups and tokens.", no_args_is_help=True)
@@ -34,8 +36,6 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from rh_den.errors import DenError
-
         try:
             return fn(*args, **kwargs)
         except DenError as e:
@@ -49,8 +49,6 @@ def friendly(fn):
 
 
 def _api():
-    from rh_core.plugin.registry import registry
-
     return registry().rns_store("@").client(need_login=True)
 
 
@@ -64,7 +62,7 @@ def serve(db: str = typer.Option("den.sqlite", "--db", help=DB_HELP),
           keyfile: str = typer.Option(None, help="the certificate's private key"),
           record: str = typer.Option(None, help="write {url, pid} here once listening")) -> None:
     """Serve the store (API, OpenAPI at /openapi.json, the management page at /)."""
-    from rh_den.server import serve as run
+    from rh_den.server import serve as run  # Hypercorn and SQLAlchemy: for this command only
 
     if bool(certfile) != bool(keyfile):
         raise typer.BadParameter("give --certfile and --keyfile together")
@@ -80,7 +78,7 @@ def user_add(name: str, admin: bool = typer.Option(False, "--admin", help="may m
                                     "store you are logged in to (admins)")) -> None:
     """Add a user and print their first token (once: it is not kept)."""
     if db:
-        from rh_den.den import Den
+        from rh_den.den import Den  # SQLAlchemy: only for the commands on the database
 
         den = Den(db)
         try:
@@ -100,7 +98,7 @@ def user_add(name: str, admin: bool = typer.Option(False, "--admin", help="may m
 def user_list(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
     """Users of the store."""
     if db:
-        from rh_den.den import Den
+        from rh_den.den import Den  # SQLAlchemy: only for the commands on the database
 
         den = Den(db)
         try:
@@ -120,7 +118,7 @@ def group_add(name: str, members: str = typer.Option("", help="comma-separated u
     """Add a group with members (its folder @/<group> is theirs to write)."""
     listed = [m.strip() for m in members.split(",") if m.strip()]
     if db:
-        from rh_den.den import Den
+        from rh_den.den import Den  # SQLAlchemy: only for the commands on the database
 
         den = Den(db)
         try:

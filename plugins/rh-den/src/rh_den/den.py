@@ -45,8 +45,8 @@ class Den:
                 # Two writers created the same thing at once (PostgreSQL); the other one won.
                 raise DenError(409, "conflict", "another request changed this at the same "
                                                 "time; try again") from None
-            except sa.exc.OperationalError as e:
-                raise DenError(503, "db_unavailable", _db_problem(self.db_url, e)) from None
+            except sa.exc.DBAPIError as e:
+                raise DenError(503, "db_unavailable", db_problem(self.db_url, e)) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -57,10 +57,12 @@ class Den:
         return str(self.sqlite) if self.sqlite else db.redact(self.db_url)
 
 
-def _db_problem(url: str, e: sa.exc.OperationalError) -> str:
+def db_problem(url: str, e: sa.exc.DBAPIError) -> str:
+    """What went wrong with the database, as a person reads it (no password)."""
     text = str(e.orig or e).strip().splitlines()[0]
-    if "readonly" in text or "read-only" in text:
-        return f"the database {db.redact(url)} cannot be written (check its permissions)"
+    if any(w in text for w in ("readonly", "read-only", "permission denied")):
+        return f"the database {db.redact(url)} cannot be written ({db.redact(text)}): check its " \
+               f"permissions"
     return f"the database {db.redact(url)} failed: {db.redact(text)}"
 
 

@@ -18,6 +18,7 @@ import signal
 import socket
 from pathlib import Path
 
+import sqlalchemy as sa
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 from starlette.applications import Starlette
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rh_den import __version__, api, openapi
-from rh_den.den import Den, ServeLock
+from rh_den.den import Den, ServeLock, db_problem
 from rh_den.errors import DenError
 from rh_den.page import Page
 
@@ -50,6 +51,9 @@ def build_app(den: Den) -> Starlette:
     async def failed(request: Request, exc: Exception):
         if isinstance(exc, DenError):
             return JSONResponse(exc.payload(), status_code=exc.status)
+        if isinstance(exc, sa.exc.DBAPIError):  # e.g. the database went away
+            return JSONResponse({"error": {"kind": "db_unavailable",
+                                           "message": db_problem(den.db_url, exc)}}, status_code=503)
         log.exception("request %s %s failed", request.method, request.url.path)
         return JSONResponse({"error": {"kind": "internal", "message": "the store failed on this "
                              "request; its log has the details"}}, status_code=500)

@@ -13,7 +13,7 @@ import os
 
 from rh_core import user_config
 from rh_core.errors import ConfigError
-from rh_core.names import secrets
+from rh_core.names import resolve, secrets
 from rh_core.plugin import RnsStore
 from rh_den.client import DenClient, forget, path_url
 
@@ -96,10 +96,26 @@ class DenStore(RnsStore):
         url = self.url()
         if url is None:
             return None
-        if os.environ.get("RH_DEN_TOKEN"):
-            return DenClient(url, self._token(url)).request("GET", "/v1/whoami")["user"]
+        env = os.environ.get("RH_DEN_TOKEN")
+        if env:  # asked once per store and token
+            key = f"{url} {env}"
+            if key not in self._login:
+                me = DenClient(url, env).request("GET", "/v1/whoami")
+                self._login[key] = {"token": env, "user": me["user"]}
+            return self._login[key]["user"]
         saved = self._saved(url)
         return saved["user"] if saved else None
+
+    def _full(self, path: str) -> str:
+        """``summer`` (from ``@/summer``) -> ``<whoami>/summer``: a name with no folder is in the
+        logged-in user's."""
+        if "/" in path or not path:
+            return path
+        user = self.whoami()
+        if user is None:
+            raise ConfigError(f"@/{path} means @/<you>/{path}, and you are not logged in: rh "
+                              f"login URL --token TOKEN, or give the folder: @/<user>/{path}")
+        return f"{user}/{path}"
 
     # ------------------------------------------------------------------ names
 
@@ -108,6 +124,7 @@ class DenStore(RnsStore):
         return None if found is None else found[0]
 
     def load_version(self, path: str, version: int | None = None):
+        path = self._full(path)
         params = {"version": version} if version is not None else None
         answer = self.client().request("GET", f"/v1/resources/{path_url(path)}", params=params,
                                        missing_ok=True)
@@ -117,12 +134,14 @@ class DenStore(RnsStore):
         self.save_version(path, config, None)
 
     def save_version(self, path: str, config: dict, base_version: int | None) -> int:
+        path = self._full(path)
         body = {"config": config, "base_version": base_version, "cluster": _cluster_of(config)}
         answer = self.client(need_login=True).request("PUT", f"/v1/resources/{path_url(path)}",
                                                       json=body)
         return answer["version"]
 
     def delete(self, path: str) -> bool:
+        path = self._full(path)
         answer = self.client(need_login=True).request(
             "DELETE", f"/v1/resources/{path_url(path)}", missing_ok=True)
         return answer is not None
@@ -142,10 +161,12 @@ class DenStore(RnsStore):
         return [(_split(r["name"]), r["resource_type"]) for r in answer["resources"]]
 
     def history(self, path: str) -> list[dict]:
+        path = self._full(path)
         return self.client().request("GET", f"/v1/history/{path_url(path)}")
 
     def share(self, path: str, principals: list[str], access_level: str,
               visibility: str | None) -> dict:
+        path = self._full(path)
         body = {"principals": principals, "access_level": access_level}
         if visibility is not None:
             body["visibility"] = visibility
@@ -153,6 +174,7 @@ class DenStore(RnsStore):
                                                     json=body)
 
     def revoke(self, path: str, principals: list[str]) -> dict:
+        path = self._full(path)
         return self.client(need_login=True).request("POST", f"/v1/revoke/{path_url(path)}",
                                                     json={"principals": principals})
 
@@ -164,8 +186,6 @@ def _cluster_of(config: dict) -> str | None:
     name = system.get("name") if isinstance(system, dict) else system
     if not isinstance(name, str) or not name:
         return None
-    from rh_core.names import resolve
-
     try:
         full = resolve.full_name(name)
     except ConfigError:

@@ -83,6 +83,19 @@ class FolderStore(RnsStore):
     def list(self, folder):
         return sorted(p.stem for p in Path(os.environ["RH_TESTPLUGIN_STORE"]).glob("*.json"))
 
+    # Accounts, as a store with users has them: the token goes to the secret backend, the
+    # user's name to a file beside the configs.
+    def login(self, url, token):
+        from rh_core.names.secrets import secret_backend
+
+        secret_backend().set(f"testplugin:{url}", token)
+        (Path(os.environ["RH_TESTPLUGIN_STORE"]) / "_user").write_text("tester")
+        return "tester"
+
+    def whoami(self):
+        user = Path(os.environ["RH_TESTPLUGIN_STORE"]) / "_user"
+        return user.read_text() if user.exists() else None
+
 
 class MemorySecrets(SecretBackend):
     name = "memory"

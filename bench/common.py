@@ -78,7 +78,7 @@ FIGURES = {
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
     "den_load": "rh.load of an @ name vs a ~ load + one keep-alive trip",
     "den_auth": "call let in by a cached store token vs the owner's",
-    "den_concurrency_p99": "store: clients x save/load/share at once, p99",
+    "den_concurrency_p99": "store: many clients saving, loading, sharing: request p99",
     "den_concurrency_failures": "store: errors + lost updates in that run",
     "secret_values": "rh.secret(name).values from the keyring (median)",
     "secret_to_local": "provider secret .to(local cluster) (median)",

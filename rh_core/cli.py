@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from rh_core import configs
-from rh_core.cli_common import _cluster, _show, _when, console, friendly
+from rh_core.cli_common import _cluster, _show, _when, friendly
 from rh_core.cli_secrets import config_app, secret_app
 from rh_core.names import resolve, shared
 from rh_core.plugin.registry import registry
@@ -238,8 +238,8 @@ def _plugin_commands() -> None:
     taken |= {g.name for g in app.registered_groups}
     for name, group in registry().cli_commands.items():
         if name in taken:
-            console.print(f"[yellow]warning:[/] a plugin's command group {name!r} is not added: "
-                          f"rh has a command of that name", highlight=False)
+            typer.echo(f"warning: a plugin's command group {name!r} is not added: rh has a "
+                       f"command of that name", err=True)
             continue
         app.add_typer(group, name=name)
 

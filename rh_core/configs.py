@@ -103,10 +103,11 @@ def login(url: str | None = None, token: str | None = None, *, interactive: bool
         url, token = None, url  # rh.login(token): Runhouse's spelling
     if interactive is None:
         interactive = token is None and sys.stdin.isatty()
-    if token is None and interactive:
-        token = getpass.getpass("token: ").strip() or None
     url = url or user_config.value("den_url")
     user = store.whoami()
+    if token is None and interactive and user is None:  # not logged in yet: ask
+        url = url or input("the shared store's URL: ").strip()
+        token = getpass.getpass(f"your token for {url}: ").strip() or None
     if token is not None:
         if not url:
             raise ConfigError("give the shared store's URL: rh.login(url, token), or set it once "

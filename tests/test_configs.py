@@ -223,11 +223,14 @@ def test_login_and_upload_defaults_where_the_shared_store_is(shared_store, confi
 
 def test_login_asks_what_to_upload(shared_store, config):
     code = "import rh_core as rh; print(rh.login(interactive=True))"
-    out = subprocess.run([sys.executable, "-c", code], input="n\ny\n", capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], input="http://den.test\nden-tok-9\nn\ny\n",
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert "the shared store's URL" in out.stdout  # not logged in: asked, the token unechoed
     assert "Upload your defaults" in out.stdout and "Upload your aws credentials" in out.stdout
+    assert "den-tok-9" not in out.stdout
     assert out.stdout.strip().endswith("'defaults': None, 'secrets': ['aws']}")
     assert not (shared_store / "defaults.json").exists()
-    assert (shared_store / "secrets__aws.json").exists()
+    assert (shared_store / "tester__secrets__aws.json").exists()
     rh.secret_backend("keyring").delete_values("secrets/aws")
+    rh.secret_backend().delete("testplugin:http://den.test")

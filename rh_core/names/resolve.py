@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from rh_core import user_config
-from rh_core.errors import ConfigError, ResourceNotFoundError, RhError
+from rh_core.errors import ConfigError, ResourceNotFoundError, RhError, UnknownPluginItemError
 from rh_core.plugin.interfaces import RnsStore
 from rh_core.plugin.registry import registry
 
@@ -81,8 +81,10 @@ def full_name(name: str) -> str:
 def _store(prefix: str) -> RnsStore:
     stores = registry().rns_stores
     if prefix == "@" and "@" not in stores:
-        raise ConfigError("'@/...' names live in a shared store, and none is installed: pip "
-                          "install rh-den, then rh login URL --token TOKEN (docs/den.md)")
+        raise UnknownPluginItemError(
+            "rns store", "@", list(stores),
+            hint="'@/...' names live in a shared store, which the rh-den plugin provides: pip "
+                 "install rh-den, then rh login URL --token TOKEN (docs/den.md)")
     return registry().rns_store(prefix)
 
 

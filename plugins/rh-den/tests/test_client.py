@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import pytest
-from conftest import rh_cli
+from conftest import RH, rh_cli
 
 import rh_core as rh
 from rh_core.errors import AuthError
@@ -115,3 +116,46 @@ def test_clear_errors(sqlite_store, rh_home):
     assert "RH_DEN_TOKEN" not in os.environ
     saved = json.dumps(dict(os.environ))
     assert token not in saved
+
+
+def test_token_commands_and_rotating_the_login(sqlite_store):
+    name, token = sqlite_store.user("tok")
+    rh_cli("login", sqlite_store.url, "--token", "-", input=token + "\n")
+    try:
+        made = rh_cli("den", "token", "create", "--name", "ci", "--expires", "30d").strip()
+        assert made.startswith("rhd_")
+        listed = json.loads(rh_cli("den", "token", "list", "--json"))
+        ci = next(t for t in listed if t["name"] == "ci")
+        assert ci["expires"] and not ci["revoked"] and made not in json.dumps(listed)
+        new = rh_cli("den", "token", "rotate", ci["id"]).strip()
+        assert sqlite_store.http(made).get("/v1/whoami").status_code == 401
+        assert sqlite_store.http(new).get("/v1/whoami").json()["user"] == name
+        new_id = next(t["id"] for t in json.loads(rh_cli("den", "token", "list", "--json"))
+                      if t["name"] == "ci" and not t["revoked"])
+        assert f"revoked token {new_id}" in rh_cli("den", "token", "revoke", new_id)
+        assert sqlite_store.http(new).get("/v1/whoami").status_code == 401
+        # Rotating the token this machine logged in with keeps it logged in, with the successor.
+        login_id = sqlite_store.http(token).get("/v1/whoami").json()["token_id"]
+        rh_cli("den", "token", "rotate", login_id)
+        assert sqlite_store.http(token).get("/v1/whoami").status_code == 401
+        assert rh_cli("den", "token", "list", "--json")  # still logged in
+        # Only admins add users through the API.
+        denied = subprocess.run([RH, "den", "user", "add", "zed"], capture_output=True, text=True)
+        assert denied.returncode == 1 and "only an admin" in denied.stderr
+    finally:
+        rh_cli("logout")
+
+
+def test_ci_logs_in_with_environment_variables(sqlite_store, local, monkeypatch):
+    name, token = sqlite_store.user("ci")
+    monkeypatch.setenv("RH_DEN_URL", sqlite_store.url)
+    monkeypatch.setenv("RH_DEN_TOKEN", token)
+    assert rh.whoami() == name
+    rh.function(summer).to(local).save("@/from-ci")
+    assert rh.load(f"@/{name}/from-ci")(2, 5) == 7
+
+
+def test_rh_plugins_lists_the_store():
+    out = rh_cli("plugins", "--json")
+    den = next(p for p in json.loads(out) if p["distribution"] == "rh-den")
+    assert {"rh_rns_stores", "rh_cli_commands", "rh_server_auth_check"} <= set(den["hooks"])

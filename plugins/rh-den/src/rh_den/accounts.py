@@ -8,6 +8,7 @@ tokens of kind ``session`` with a CSRF secret of their own.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import re
 import secrets
@@ -24,6 +25,10 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 EMAIL = re.compile(r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$")
 #: last_used is written at most this often per token (each write is a database transaction).
 TOUCH_SECONDS = 60.0
+#: How long this process remembers whom a token belongs to. Revoking a token, ending a session
+#: or changing a group here forgets at once; another process on the same PostgreSQL database
+#: sees a revoke within this time.
+REMEMBER_SECONDS = 2.0
 SESSION_SECONDS = 12 * 3600.0
 
 
@@ -62,6 +67,20 @@ class Accounts:
 
     def __init__(self, engine: sa.Engine, writer):
         self.engine, self._write = engine, writer
+        self._known: dict[tuple[str, str], tuple[User, float]] = {}
+        self._toucher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rh-den-touch")
+
+    def _touch(self, token_id: str, when_used: float) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(db.tokens.update().where(db.tokens.c.id == token_id).values(
+                    last_used=when_used))
+        except DenError:
+            pass  # only the "last used" column; the next use writes it again
+
+    def forget(self) -> None:
+        """Forget who tokens belong to (after a revoke or a change of groups)."""
+        self._known.clear()
 
     # ------------------------------------------------------------------ users and groups
 
@@ -86,7 +105,9 @@ class Accounts:
         with self._write() as conn:
             self._refuse_taken(conn, name)
             conn.execute(db.groups.insert().values(name=name, created=time.time()))
-            return self._add_members(conn, name, members)
+            kept = self._add_members(conn, name, members)
+        self.forget()
+        return kept
 
     def set_members(self, name: str, add: list[str] = (), remove: list[str] = ()) -> list[str]:
         with self._write() as conn:
@@ -97,7 +118,9 @@ class Accounts:
             if users:
                 conn.execute(db.members.delete().where(db.members.c.group_name == name,
                                                        db.members.c.user_name.in_(users)))
-            return self._members(conn, name)
+            kept = self._members(conn, name)
+        self.forget()
+        return kept
 
     def _add_members(self, conn, group: str, members: list[str]) -> list[str]:
         have = set(self._members(conn, group))
@@ -201,6 +224,7 @@ class Accounts:
             conn.execute(db.tokens.update().where(
                 db.tokens.c.user_name == user, db.tokens.c.kind == "session",
                 db.tokens.c.name == f"session-{token_id}").values(revoked=time.time()))
+        self.forget()
         return self._public(row)
 
     def rotate_token(self, user: str, token_id: str) -> tuple[str, dict]:
@@ -214,6 +238,7 @@ class Accounts:
             conn.execute(db.tokens.update().where(db.tokens.c.id == token_id).values(
                 revoked=time.time()))
             token, row = self._new_token(conn, user, old["name"], life)
+        self.forget()
         return token, self._public(row)
 
     def _own_token(self, conn, user: str, token_id: str) -> dict:
@@ -248,12 +273,17 @@ class Accounts:
             conn.execute(db.tokens.update().where(
                 db.tokens.c.id == session_id, db.tokens.c.kind == "session").values(
                 revoked=time.time()))
+        self.forget()
 
     def authenticate(self, token: str | None, kind: str = "api") -> User | None:
         """The user a token belongs to; None without a token; 401 saying why it is refused.
         API tokens are accepted only as API tokens, page sessions only as sessions."""
         if token is None:
             return None
+        key = (token_hash(token), kind)
+        known = self._known.get(key)
+        if known is not None and known[1] > time.time():
+            return known[0]
         if not token.startswith(PREFIX):
             raise DenError(401, "token_unknown", "this is not a token of an rh store (they "
                                                  "start with 'rhd_'); log in with rh login")
@@ -276,8 +306,12 @@ class Accounts:
                                f"one (rh den token create) or rotate it")
             groups = self.groups_of(conn, row["user_name"])
         if row["last_used"] is None or now - row["last_used"] > TOUCH_SECONDS:
-            with self._write() as conn:
-                conn.execute(db.tokens.update().where(db.tokens.c.id == row["id"]).values(
-                    last_used=now))
-        return User(row["user_name"], row["email"], bool(row["admin"]), groups, row["id"],
+            # Written aside, one at a time: checking a token never waits for the writer.
+            self._toucher.submit(self._touch, row["id"], now)
+        user = User(row["user_name"], row["email"], bool(row["admin"]), groups, row["id"],
                     row["csrf"])
+        if len(self._known) > 10_000:
+            self._known.clear()
+        until = now + REMEMBER_SECONDS
+        self._known[key] = (user, min(until, row["expires"]) if row["expires"] else until)
+        return user

@@ -58,20 +58,23 @@ class Catalog:
 
     # ------------------------------------------------------------------ access
 
-    def _level(self, conn, user: User | None, path: str, row=None) -> int:
-        """0 (none), 1 (read) or 2 (write) on ``path``; ``row`` is its resources row, if any."""
+    def _level(self, conn, user: User | None, path: str, row=None, enough: int = 2) -> int:
+        """0 (none), 1 (read) or 2 (write) on ``path``; ``row`` is its resources row, if any.
+        Stops asking once the level reaches ``enough``."""
         owner = path.split("/", 1)[0]
         level = 0
+        if user is not None and (owner == user.name or owner in user.groups):
+            return 2
+        if row is not None and row["visibility"] in ("public", "unlisted"):
+            level = 1
+            if enough <= 1:
+                return 1
         if user is not None:
-            if owner == user.name or owner in user.groups:
-                return 2
             if row is not None:
                 who = (user.name, *user.groups)
                 for (access,) in conn.execute(sa.select(db.shares.c.access).where(
                         db.shares.c.path == path, db.shares.c.principal.in_(who))):
                     level = max(level, LEVELS[access])
-        if row is not None and row["visibility"] in ("public", "unlisted"):
-            level = max(level, 1)
         return level
 
     @staticmethod
@@ -82,7 +85,7 @@ class Catalog:
         """The resource's row if the user has ``needed`` access; 404 below read, 403 below
         write (a reader knows it exists), 401 for writing without a token."""
         row = self._row(conn, path)
-        level = self._level(conn, user, path, row)
+        level = self._level(conn, user, path, row, needed)
         if row is None or level == 0:
             raise not_found(path)
         if level < needed:
@@ -94,20 +97,25 @@ class Catalog:
 
     # ------------------------------------------------------------------ reading
 
-    def get(self, user: User | None, path: str, version: int | None = None) -> dict:
+    def get(self, user: User | None, path: str, version: int | None = None,
+            raw: bool = False) -> dict:
+        """The resource at ``version`` (None: the latest). With ``raw`` its config stays the
+        JSON text it is stored as (the API answers it without parsing it again)."""
         path = check_path(path)
-        with self.engine.connect() as conn:
-            row = self._need(conn, user, path, 1)
-            wanted = row["version"] if version is None else version
-            v = conn.execute(sa.select(db.versions).where(
-                db.versions.c.path == path, db.versions.c.version == wanted)).mappings().first()
-            if v is None:
-                raise DenError(404, "no_version", f"@/{path} has no version {version}; its "
-                                                  f"versions are 1 to {row['version']}")
-            return {"name": f"@/{path}", "config": json.loads(v["config"]),
-                    "version": v["version"], "latest": row["version"],
-                    "resource_type": row["resource_type"], "visibility": row["visibility"],
-                    "author": v["author"], "timestamp": when(v["timestamp"])}
+        with self.engine.connect() as conn:  # the resource and the version in one query
+            if version is None:
+                row = conn.execute(_LATEST, {"path": path}).mappings().first()
+            else:
+                row = conn.execute(_VERSION, {"path": path, "version": version}).mappings().first()
+            if row is None or self._level(conn, user, path, row, 1) == 0:
+                raise not_found(path)
+        if row["found"] is None:
+            raise DenError(404, "no_version", f"@/{path} has no version {version}; its "
+                                              f"versions are 1 to {row['version']}")
+        return {"name": f"@/{path}", "config": RawJSON(row["config"]) if raw else
+                json.loads(row["config"]), "version": row["found"], "latest": row["version"],
+                "resource_type": row["resource_type"], "visibility": row["visibility"],
+                "author": row["author"], "timestamp": when(row["timestamp"])}
 
     def history(self, user: User | None, path: str) -> list[dict]:
         path = check_path(path)
@@ -129,7 +137,7 @@ class Catalog:
                 db.resources.c.folder.like(_like_prefix(folder), escape="\\"))).order_by(
                 db.resources.c.path)).mappings().all()
             for row in rows:
-                if self._level(conn, user, row["path"], row) == 0:
+                if self._level(conn, user, row["path"], row, 1) == 0:
                     continue
                 if row["visibility"] == "unlisted" and not (user is not None and (
                         self._level(conn, user, row["path"], None) > 0 or
@@ -283,14 +291,31 @@ class Catalog:
         cluster = check_path(cluster)
         want = level_of(needed)
         with self.engine.connect() as conn:
-            if self._level(conn, user, cluster, self._row(conn, cluster)) >= want:
+            if self._level(conn, user, cluster, self._row(conn, cluster), want) >= want:
                 return True
             if want > 1 or served_as == "*":
                 return False
             rows = conn.execute(sa.select(db.resources).where(
                 db.resources.c.cluster == cluster,
                 db.resources.c.served_as == served_as)).mappings().all()
-            return any(self._level(conn, user, r["path"], r) >= 1 for r in rows)
+            return any(self._level(conn, user, r["path"], r, 1) >= 1 for r in rows)
+
+
+class RawJSON(str):
+    """JSON text to put into an answer as it is (see :func:`rh_den.api.dumps`)."""
+
+
+def _get_statement(version):
+    r, v = db.resources, db.versions
+    return sa.select(r, v.c.config, v.c.version.label("found"), v.c.author,
+                     v.c.timestamp).select_from(r.outerjoin(v, sa.and_(
+                         v.c.path == r.c.path, v.c.version == version))).where(
+        r.c.path == sa.bindparam("path"))
+
+
+# Built once: making a statement costs more than running it on SQLite.
+_LATEST = _get_statement(db.resources.c.version)
+_VERSION = _get_statement(sa.bindparam("version"))
 
 
 def _like_prefix(folder: str) -> str:

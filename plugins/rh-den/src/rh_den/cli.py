@@ -169,6 +169,11 @@ def token_revoke(token_id: str) -> None:
 @friendly
 def token_rotate(token_id: str) -> None:
     """Revoke a token and print its successor (same name and lifetime), once."""
-    made = _api().request("POST", f"/v1/tokens/{token_id}/rotate")
-    typer.echo(f"token {token_id} revoked; its successor {made['id']} (shown once):", err=True)
+    api = _api()
+    mine = api.request("GET", "/v1/whoami")["token_id"] == token_id
+    made = api.request("POST", f"/v1/tokens/{token_id}/rotate")
+    if mine:  # this machine was logged in with it: carry on with its successor
+        registry().rns_store("@").login(api.url, made["token"])
+    typer.echo(f"token {token_id} revoked; its successor {made['id']} (shown once"
+               f"{'; this machine is logged in with it now' if mine else ''}):", err=True)
     typer.echo(made["token"])

@@ -1,12 +1,12 @@
-"""Talking to a store over HTTP: one keep-alive ``httpx`` client per store and token, and the
-store's error answers turned into rh's errors (each names the store's URL where it helps)."""
+"""Talking to a store over HTTP: keep-alive connections per store and token (the core's lean
+``http.client`` pool, a fraction of httpx's cost per request), and the store's error answers
+turned into rh's errors (each names the store's URL where it helps)."""
 
 from __future__ import annotations
 
+import json
 import threading
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from rh_core.errors import (
     AuthError,
@@ -16,9 +16,10 @@ from rh_core.errors import (
     ServerError,
     StoreUnavailableError,
 )
+from rh_core.transport.lean import Dropped, LeanPool, Refused
 
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-_clients: dict[tuple[str, str | None], httpx.Client] = {}
+TIMEOUT = 30.0
+_pools: dict[tuple[str, str | None], LeanPool] = {}
 _lock = threading.Lock()
 
 
@@ -32,34 +33,56 @@ class DenClient:
     def __init__(self, url: str, token: str | None):
         self.url, self.token = url.rstrip("/"), token
 
-    def _http(self) -> httpx.Client:
+    def _pool(self) -> LeanPool:
         key = (self.url, self.token)
         with _lock:
-            client = _clients.get(key)
-            if client is None:
-                headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-                client = _clients[key] = httpx.Client(base_url=self.url, headers=headers,
-                                                      timeout=TIMEOUT)
-        return client
+            pool = _pools.get(key)
+            if pool is None:
+                headers = {"Accept": "application/json"}
+                if self.token:
+                    headers["Authorization"] = f"Bearer {self.token}"
+                pool = _pools[key] = LeanPool(self.url, True, headers)
+        return pool
+
+    def _unavailable(self, e: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"the shared store at {self.url} does not answer ({e}); check that it runs and the "
+            f"URL is right (rh login URL --token TOKEN)")
 
     def request(self, method: str, path: str, *, json=None, params=None,
                 missing_ok: bool = False):
         """The answer's JSON; None for a 404 of a missing resource when ``missing_ok``."""
+        body = b"" if json is None else _dumps(json)
+        url = path + (f"?{urlencode(params)}" if params else "")
+        headers = {"Content-Type": "application/json"} if json is not None else None
+        for attempt in (1, 2):
+            try:
+                answer = self._pool().request(method, url, body, timeout=TIMEOUT,
+                                              headers=headers)
+                break
+            except Refused as e:
+                raise self._unavailable(e) from None
+            except Dropped as e:
+                # A kept connection the store closed: a read is asked again; a change is not,
+                # since it may have been made.
+                if method != "GET" or attempt == 2:
+                    raise StoreUnavailableError(
+                        f"the connection to the shared store at {self.url} broke during {method} "
+                        f"{path} ({e}); whether it was done is unknown: look before retrying"
+                    ) from None
+            except TimeoutError:
+                raise self._unavailable(f"no answer in {TIMEOUT:.0f} s") from None
+        return self._answer(answer.status, answer.body, missing_ok)
+
+    def _answer(self, status: int, body: bytes, missing_ok: bool):
+        if status < 400:
+            return _loads(body)
         try:
-            response = self._http().request(method, path, json=json, params=params)
-        except httpx.TransportError as e:
-            raise StoreUnavailableError(
-                f"the shared store at {self.url} does not answer ({type(e).__name__}: {e}); "
-                f"check that it runs and the URL is right (rh login URL --token TOKEN)") from None
-        if response.status_code < 400:
-            return response.json()
-        try:
-            error = response.json()["error"]
+            error = _loads(body)["error"]
             kind, message = error["kind"], error["message"]
         except (ValueError, KeyError, TypeError):
             error, kind = {}, "unknown"
-            message = f"HTTP {response.status_code}: {response.text[:200]}"
-        status = response.status_code
+            message = f"HTTP {status}: {bytes(body[:200]).decode(errors='replace')}"
         if status == 404 and missing_ok and kind == "not_found":
             return None
         if status == 401:
@@ -76,9 +99,17 @@ class DenClient:
         raise ServerError(f"the shared store at {self.url} failed: {message}", status)
 
 
+def _dumps(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _loads(body: bytes):
+    return json.loads(body)
+
+
 def forget(url: str, token: str | None) -> None:
-    """Close the client kept for this store and token (after logging out)."""
+    """Close the connections kept for this store and token (after logging out)."""
     with _lock:
-        client = _clients.pop((url.rstrip("/"), token), None)
-    if client is not None:
-        client.close()
+        pool = _pools.pop((url.rstrip("/"), token), None)
+    if pool is not None:
+        pool.close()

@@ -137,6 +137,22 @@ def rh_secret_backends(register):
     register(MemorySecrets)
 
 
+@hookimpl
+def rh_cli_commands(register):
+    import typer  # the command line's own library: only when rh's command line asks
+
+    group = typer.Typer(name="testplugin", help="The test plugin's commands.")
+
+    @group.command("hello")
+    def hello(who: str = "world") -> None:
+        """Say hello."""
+        typer.echo(f"hello {who} from the test plugin")
+
+    register(group)
+    # A group named like one of rh's own commands is not added.
+    register(typer.Typer(name="ls", help="never shown"))
+
+
 def _mark(line: str) -> None:
     marker = os.environ.get("RH_TESTPLUGIN_MARKER")
     if marker:

@@ -46,6 +46,10 @@ TARGETS = {
     "run_async": ("le_ratio", 1.10),
     "cancel_sleep": ("le", 1.0),
     "object_get": ("ge_ratio", 1.0),
+    "den_load": ("le_ratio", 1.0),
+    "den_auth": ("le_ratio", 1.05),
+    "den_concurrency_p99": ("info", None),
+    "den_concurrency_failures": ("le", 0.0),
     "secret_values": ("info", None),
     "secret_to_local": ("info", None),
     "data_small_to_local": ("le_ratio", 1.2),
@@ -81,6 +85,10 @@ FIGURES = {
     "run_async": "trivial call with run_async=True, awaited, vs plain",
     "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
+    "den_load": "rh.load of an @ name vs a ~ load + one keep-alive trip",
+    "den_auth": "call let in by a cached store token vs the owner's",
+    "den_concurrency_p99": "store: many clients saving, loading, sharing: request p99",
+    "den_concurrency_failures": "store: errors + lost updates in that run",
     "secret_values": "rh.secret(name).values from the keyring (median)",
     "secret_to_local": "provider secret .to(local cluster) (median)",
     "data_small_to_local": "folder of 1,000 small files to the local cluster vs tar|tar",
@@ -102,6 +110,7 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
          "redeploy": "s", "map": "items/s", "map_ray": "items/s", "concurrency": "calls/s", "memory": "MiB",
          "run_async": "s", "cancel_sleep": "s",
          "object_get": "MiB/s", "secret_values": "s", "secret_to_local": "s",
+         "den_load": "s", "den_auth": "s", "den_concurrency_p99": "s", "den_concurrency_failures": "",
          "table_stream": "MiB/s",
          **{f"data_{size}_{way}_{where}": "s" for size in ("small", "big")
             for way in ("to", "from") for where in ("local", "byo")}}
@@ -109,9 +118,9 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats
     "default": dict(calls=3000, echo=5, cold=5, redeploy=20, map=7, cancel=5, concurrent=500,
-                    leak=10_000),
+                    leak=10_000, den_clients=32, den_ops=100),
     "quick": dict(calls=500, echo=3, cold=2, redeploy=5, map=3, cancel=2, concurrent=100,
-                  leak=2_000),
+                  leak=2_000, den_clients=8, den_ops=25),
 }
 
 

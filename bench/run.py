@@ -42,6 +42,7 @@ from common import (  # noqa: I001 - bench/ is on sys.path
 )
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
 from data_benchmarks import bench_data_byo, bench_data_local, bench_table_stream
+from den_benchmarks import bench_den
 from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
@@ -239,6 +240,9 @@ def main(argv=None) -> int:
         run("folders to and from a byo node", bench_data_byo, ctx, mode,
             keys=[f"data_{s}_{w}_byo" for s in ("small", "big") for w in ("to", "from")])
         run("a Parquet table streamed", bench_table_stream, ctx, mode, keys=["table_stream"])
+        run("the shared store (rh-den)", needs_cluster(bench_den), ctx, sizes["calls"],
+            sizes["den_clients"], sizes["den_ops"],
+            keys=["den_load", "den_auth", "den_concurrency_p99", "den_concurrency_failures"])
     finally:
         if cluster is not None:
             try:

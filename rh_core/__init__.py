@@ -12,6 +12,7 @@ from rh_core import configs  # noqa: E402 - rh.configs.get/set/all: the module i
 from rh_core.configs import login  # noqa: E402
 from rh_core.errors import (  # noqa: E402
     ConfigError,
+    ConflictError,
     ConnectionFailedError,
     DataExistsError,
     DataNotFoundError,
@@ -32,6 +33,7 @@ from rh_core.errors import (  # noqa: E402
     SerializationError,
     ServerError,
     StorageCredentialsError,
+    StoreUnavailableError,
     TransferError,
     UnknownPluginItemError,
     UnsafePathError,
@@ -39,6 +41,7 @@ from rh_core.errors import (  # noqa: E402
 )
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
 from rh_core.names.secrets import secret_backend  # noqa: E402
+from rh_core.names.shared import logout, resources, whoami  # noqa: E402
 from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
@@ -61,15 +64,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Blob", "Cluster", "ConfigError", "ConnectionFailedError", "DataExistsError",
+    "Blob", "Cluster", "ConfigError", "ConflictError", "ConnectionFailedError", "DataExistsError",
     "DataNotFoundError", "DiskFullError", "Env", "Folder", "Function", "GitPackage",
     "MissingDependencyError", "Module", "NameClashError", "Package", "PackageInstallError",
     "RemoteAttributeError", "RemoteException", "RemoteFunctionNotFound", "Resource",
     "ResourceNotFoundError", "RhError", "RunCancelledError", "RunHandle", "RunNotFoundError",
     "RunTimeoutError", "Secret", "SecretBackendError", "SecretNotFoundError", "Secrets",
-    "SerializationError", "ServerError", "StorageCredentialsError", "Table", "TransferError",
-    "UnknownPluginItemError", "UnsafePathError", "WorkerCrashedError", "blob", "cluster",
-    "configs", "current_folder", "current_store", "env", "exists", "folder", "function", "get",
-    "hookimpl", "load", "login", "module", "package", "provider_secret", "secret",
-    "secret_backend", "secrets", "send", "set_folder", "table",
+    "SerializationError", "ServerError", "StorageCredentialsError", "StoreUnavailableError",
+    "Table", "TransferError", "UnknownPluginItemError", "UnsafePathError", "WorkerCrashedError",
+    "blob", "cluster", "configs", "current_folder", "current_store", "env", "exists", "folder",
+    "function", "get", "hookimpl", "load", "login", "logout", "module", "package",
+    "provider_secret", "resources", "secret", "secret_backend", "secrets", "send", "set_folder",
+    "table", "whoami",
 ]

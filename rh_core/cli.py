@@ -2,56 +2,21 @@
 
 from __future__ import annotations
 
-import functools
-import getpass
 import json
-import sys
-import time
 from pathlib import Path
 
 import attrs
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from rh_core import configs, user_config
-from rh_core.builtin.local import cluster_from_record
-from rh_core.errors import ResourceNotFoundError, RhError
-from rh_core.names import resolve
-from rh_core.paths import rh_home
+from rh_core import configs
+from rh_core.cli_common import _cluster, _show, _when, friendly
+from rh_core.cli_secrets import config_app, secret_app
+from rh_core.names import resolve, shared
 from rh_core.plugin.registry import registry
-from rh_core.resources import secret_factories as sf
-from rh_core.resources.factories import cluster
 
 app = typer.Typer(help="rh: run Python on other hardware.", no_args_is_help=True,
                   add_completion=False)
-console = Console()
-
-
-def _cluster(name: str):
-    """A saved cluster, ``local``, or a local cluster this machine has run under that name."""
-    if name == "local":
-        return cluster_from_record("local")
-    try:
-        return cluster(name)
-    except ResourceNotFoundError:
-        if (rh_home() / "clusters" / name).is_dir():
-            return cluster_from_record(name)
-        raise
-
-
-def friendly(fn):
-    """Print rh's own errors as one clear line on stderr (exit code 1), not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RhError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 @app.command()
@@ -137,6 +102,45 @@ def ls(folder: str = typer.Argument("~", help="a folder of names: ~, ~/proj, pro
 
 @app.command()
 @friendly
+def login(url: str = typer.Argument(..., help="the shared store's address, e.g. "
+                                              "https://den.example.com"),
+          token: str = typer.Option(None, "--token", help="your token; '-' reads it from "
+                                    "standard input; asked for (not echoed) when omitted"),
+          upload: bool = typer.Option(False, "--upload", help="also offer to upload your "
+                                      "defaults and the credentials found on this machine")) -> None:
+    """Log in to a shared store (``@/...`` names): the token is kept in the secret backend."""
+    if token == "-":
+        token = typer.get_text_stream("stdin").readline().strip()
+    elif token is None:
+        token = typer.prompt("token", hide_input=True)
+    done = configs.login(url, token, interactive=upload)
+    typer.echo(f"logged in to {done['url']} as {done['user']}; bare names now go to "
+               f"@/{done['user']}")
+    for what in ([done["defaults"]] if done["defaults"] else []) + done["secrets"]:
+        typer.echo(f"uploaded {what}")
+
+
+@app.command()
+@friendly
+def logout() -> None:
+    """Forget the shared store's token on this machine."""
+    shared.logout()
+    typer.echo("logged out")
+
+
+@app.command()
+@friendly
+def whoami() -> None:
+    """The user logged in to the shared store."""
+    user = shared.whoami()
+    if user is None:
+        typer.echo("not logged in (rh login URL --token TOKEN)", err=True)
+        raise typer.Exit(1)
+    typer.echo(user)
+
+
+@app.command()
+@friendly
 def runs(name: str = typer.Argument("local", help="cluster name"),
          as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Runs kept on a cluster, calls running now and the last ones that ended."""
@@ -175,6 +179,8 @@ def notebook(name: str = typer.Argument(..., help="cluster name"),
     typer.echo(cluster.notebook(port))
 
 
+app.add_typer(secret_app, name="secret")
+app.add_typer(config_app, name="config")
 token_app = typer.Typer(help="Tokens that let other users call a cluster's functions.",
                         no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -218,15 +224,6 @@ def token_list(cluster: str = typer.Option("local", "--cluster", "-c"),
     _show(table)
 
 
-def _show(table: Table) -> None:
-    """A table; piped to another program, it is not wrapped to 80 columns."""
-    (console if console.is_terminal else Console(width=200)).print(table)
-
-
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
 @token_app.command("revoke")
 @friendly
 def token_revoke(who: str = typer.Argument(..., help="a user, or a token id"),
@@ -235,120 +232,19 @@ def token_revoke(who: str = typer.Argument(..., help="a user, or a token id"),
     typer.echo(f"revoked: {', '.join(_cluster(cluster).revoke(who))}")
 
 
-secret_app = typer.Typer(help="Secrets: values in the secret backend, references under ~/secrets.",
-                         no_args_is_help=True)
-app.add_typer(secret_app, name="secret")
+def _plugin_commands() -> None:
+    """Command groups of installed plugins (``rh den ...``), after the core's own."""
+    taken = {c.name or c.callback.__name__ for c in app.registered_commands}
+    taken |= {g.name for g in app.registered_groups}
+    for name, group in registry().cli_commands.items():
+        if name in taken:
+            typer.echo(f"warning: a plugin's command group {name!r} is not added: rh has a "
+                       f"command of that name", err=True)
+            continue
+        app.add_typer(group, name=name)
 
 
-@secret_app.command("list")
-@friendly
-def secret_list(backend: str = typer.Option(None, help="list what this backend holds instead")
-                ) -> None:
-    """List the saved secrets: name, provider, backend and keys (never a value)."""
-    if backend:
-        typer.echo("\n".join(sf.secrets(backend=backend)))
-        return
-    table = Table(title="secrets")
-    for col in ("name", "provider", "backend", "keys"):
-        table.add_column(col)
-    for name in sf.secrets():
-        s = sf.load_secret(name)
-        table.add_row(name, s.provider or "-", s.backend or "-", ", ".join(s.keys))
-    _show(table)
-
-
-@secret_app.command("set")
-@friendly
-def secret_set(name: str = typer.Argument(...),
-               pairs: list[str] = typer.Argument(..., help="KEY=VALUE, KEY=- (read from stdin) or "
-                                                 "KEY (asked for, not echoed)"),
-               backend: str = typer.Option(None, help="where the values go (default: the "
-                                           "secret_backend config)"),
-               overwrite: bool = typer.Option(False, help="replace a secret saved under NAME")
-               ) -> None:
-    """Save a secret of your own. A value typed on the command line stays in the shell's history
-    and is seen by other local users while the command runs: prefer KEY or KEY=-."""
-    values = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq:
-            value = getpass.getpass(f"{key}: ")
-        elif value == "-":
-            value = sys.stdin.readline().rstrip("\n")
-        values[key] = value
-    sf.secret(name=name, values=values, backend=backend).save(overwrite=overwrite)
-    typer.echo(f"saved secret {name!r} (keys: {', '.join(sorted(values))})")
-
-
-@secret_app.command("get")
-@friendly
-def secret_get(name: str = typer.Argument(...),
-               show: bool = typer.Option(False, "--show", help="print the values (JSON)")) -> None:
-    """Show a saved secret: its reference, and its values only with --show."""
-    s = sf.load_secret(name)
-    if show:
-        typer.echo(json.dumps(s.values, indent=2))
-        return
-    typer.echo(json.dumps({"name": s.name, "provider": s.provider, "backend": s.backend,
-                           "keys": s.keys, "saved_at": s.rns_address}, indent=2))
-
-
-@secret_app.command("delete")
-@friendly
-def secret_delete(name: str = typer.Argument(...)) -> None:
-    """Delete a saved secret: its values from the backend and its reference."""
-    sf.load_secret(name).delete()
-    typer.echo(f"deleted secret {name!r}")
-
-
-@secret_app.command("to")
-@friendly
-def secret_to(name: str = typer.Argument(...), cluster_name: str = typer.Argument(...),
-              env: str = typer.Option(None, help="the env whose workers get its variables")) -> None:
-    """Send a saved secret to a cluster (files in its home, variables of an env's workers)."""
-    sf.load_secret(name).to(_cluster(cluster_name), env=env)
-    typer.echo(f"sent secret {name!r} to cluster {cluster_name!r}")
-
-
-config_app = typer.Typer(help="Defaults in ~/.rh/config.yaml (never secrets).", no_args_is_help=True)
-app.add_typer(config_app, name="config")
-
-
-@config_app.command("list")
-@friendly
-def config_list() -> None:
-    """Every key, its value in force, and where it comes from."""
-    table = Table(title=str(configs.path()))
-    for col in ("key", "value", "from"):
-        table.add_column(col)
-    sources = configs.sources()
-    for key, value in configs.all().items():
-        table.add_row(key, json.dumps(value), sources[key])
-    _show(table)
-
-
-@config_app.command("get")
-@friendly
-def config_get(key: str = typer.Argument(...)) -> None:
-    """Print one key's value in force (JSON)."""
-    typer.echo(json.dumps(user_config.value(key)))
-
-
-@config_app.command("set")
-@friendly
-def config_set(key: str = typer.Argument(...), value: str = typer.Argument(...)) -> None:
-    """Set a key in the file (true/false, numbers, text; null for none)."""
-    user_config.set_value(key, user_config.parse_text(key, value) if key in user_config.KEYS
-                          else value)
-    typer.echo(f"{key} = {json.dumps(user_config.file_values()[key])} in {user_config.config_file()}")
-
-
-@config_app.command("unset")
-@friendly
-def config_unset(key: str = typer.Argument(...)) -> None:
-    """Remove a key from the file (its default is in force again)."""
-    gone = user_config.unset_value(key)
-    typer.echo(f"{key} {'removed from' if gone else 'was not set in'} {user_config.config_file()}")
+_plugin_commands()
 
 
 def main() -> None:  # pragma: no cover

@@ -7,6 +7,8 @@ The file itself, its keys and their checks are :mod:`rh_core.user_config`.
 
 from __future__ import annotations
 
+import getpass
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,6 @@ from rh_core.names import resolve as rns
 from rh_core.plugin.interfaces import RnsStore
 from rh_core.plugin.registry import registry
 from rh_core.resources.provider_secrets import providers
-from rh_core.resources.secret import Secret
 from rh_core.resources.secret_factories import ask, provider_secret
 
 #: Where ``upload_defaults`` puts the defaults in the shared store.
@@ -72,33 +73,54 @@ def _shared_store() -> RnsStore:
                  f"machine: defaults in {path()}, secret values in the secret backend.") from None
 
 
+def _shared_folder() -> str:
+    """``@/<user>`` when logged in to the shared store, else ``@`` (a store without users)."""
+    user = _shared_store().whoami()
+    return f"@/{user}" if user else "@"
+
+
 def _upload_defaults() -> str:
-    """Put the defaults set in the file into the shared store (``@/defaults``); returns where.
-    Needs the shared store ``@`` (rh-den)."""
-    _shared_store()
-    rns.save_config(SHARED_DEFAULTS, {"resource_type": "defaults",
-                                      "values": user_config.file_values()})
-    return SHARED_DEFAULTS
+    """Put the defaults set in the file into the shared store (``@/<user>/defaults``); returns
+    where. Needs the shared store ``@`` (rh-den)."""
+    where = f"{_shared_folder()}/{SHARED_DEFAULTS[2:]}"
+    rns.save_config(where, {"resource_type": "defaults", "values": user_config.file_values()})
+    return where
 
 
 upload_defaults = _upload_defaults
 
 
-def login(token: str | None = None, interactive: bool = True, upload_secrets: bool | None = None,
-          upload_defaults: bool | None = None) -> dict:
-    """Log in to the shared store ``@`` (rh-den): keep ``token`` as the secret ``den`` (never in
-    the config file), then offer to upload your defaults and the credentials found on this
-    machine (asked one by one when ``interactive``; ``upload_secrets``/``upload_defaults``
-    answer for all). Returns what was uploaded."""
-    _shared_store()
-    if token:
-        Secret(name="den", values={"token": token}).save(overwrite=True)
+def login(url: str | None = None, token: str | None = None, *, interactive: bool | None = None,
+          upload_secrets: bool | None = None, upload_defaults: bool | None = None) -> dict:
+    """Log in to the shared store ``@`` (rh-den) at ``url`` (None: the ``den_url`` already set)
+    with ``token``; ``rh.login("TOKEN")`` works too. The token goes to the secret backend, never
+    to the config file. Then, when ``interactive`` (default: without a token given, on a
+    terminal), offer to upload your defaults and the credentials found on this machine;
+    ``upload_secrets``/``upload_defaults`` answer for all. Returns ``{"user", "url",
+    "defaults", "secrets"}``: who you are and what was uploaded where."""
+    store = _shared_store()
+    if url is not None and token is None and not url.startswith(("http://", "https://")):
+        url, token = None, url  # rh.login(token): Runhouse's spelling
+    if interactive is None:
+        interactive = token is None and sys.stdin.isatty()
+    url = url or user_config.value("den_url")
+    user = store.whoami()
+    if token is None and interactive and user is None:  # not logged in yet: ask
+        url = url or input("the shared store's URL: ").strip()
+        token = getpass.getpass(f"your token for {url}: ").strip() or None
+    if token is not None:
+        if not url:
+            raise ConfigError("give the shared store's URL: rh.login(url, token), or set it once "
+                              "with rh config set den_url URL")
+        user = store.login(url, token)
     if upload_defaults is None:
         upload_defaults = interactive and ask(f"Upload your defaults ({path()}) to the shared "
                                               f"store?")
-    done: dict = {"defaults": _upload_defaults() if upload_defaults else None, "secrets": []}
+    done: dict = {"user": user, "url": url,
+                  "defaults": _upload_defaults() if upload_defaults else None, "secrets": []}
     if upload_secrets is False or (upload_secrets is None and not interactive):
         return done
+    folder = f"{_shared_folder()}/{SHARED_SECRETS[2:]}"
     for provider in sorted(providers()):
         try:
             found = provider_secret(provider)
@@ -106,6 +128,6 @@ def login(token: str | None = None, interactive: bool = True, upload_secrets: bo
             continue
         if upload_secrets or ask(f"Upload your {provider} credentials as the secret "
                                  f"{found.name!r}?"):
-            found.save(overwrite=True, folder=SHARED_SECRETS)
+            found.save(overwrite=True, folder=folder)
             done["secrets"].append(found.name)
     return done

@@ -27,6 +27,27 @@ class ResourceNotFoundError(RhError, LookupError):
     """No saved resource under that name."""
 
 
+class ConflictError(RhError):
+    """A save started from a version of a shared resource that is no longer the latest (HTTP
+    409): someone saved in between. ``base_version`` is the one it started from, ``latest`` the
+    store's (None when it was deleted)."""
+
+    def __init__(self, message: str, base_version: int | None = None, latest: int | None = None):
+        self.base_version, self.latest = base_version, latest
+        super().__init__(message)
+
+
+class StoreUnavailableError(RhError, ConnectionError):
+    """The shared store (``@`` names) did not answer; the message names its URL."""
+
+
+class AccessRefused(RhError, PermissionError):
+    """Raised by a plugin's ``rh_server_auth_check`` to refuse a request with its own message
+    and status (401: the credentials; 403: the access; 503: the service deciding is down)."""
+
+    def __init__(self, message: str, status: int = 403):
+        self.status = status
+        super().__init__(message)
 class SecretNotFoundError(ResourceNotFoundError):
     """No secret saved under that name, no values for it in its backend, or no credentials of a
     provider on this machine (the message names the files and variables looked at)."""

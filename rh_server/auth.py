@@ -17,6 +17,7 @@ import time
 import attrs
 from starlette.requests import Request
 
+from rh_core.errors import AccessRefused
 from rh_core.plugin import AccessLevel, ServerContext
 from rh_server.grants import TokenStore
 from rh_server.web import HTTPProblem, bearer, client_address
@@ -73,7 +74,7 @@ class Auth:
         if token and self._worker and hmac.compare_digest(token, self._worker):
             request.scope["rh.caller"] = WORKER
             return WORKER
-        verdict = self._verdict(token, resource, needed)
+        verdict = self._judged(token, resource, needed, address)
         if verdict is True:
             caller = self._identify(token)
         elif not self.ctx.den_auth and needed == AccessLevel.READ and (
@@ -90,7 +91,10 @@ class Auth:
         token = bearer(request)
         if self.is_owner(token) or (token and self._worker and hmac.compare_digest(token, self._worker)):
             return True
-        return token is not None and self._verdict(token, resource, needed) is True
+        try:
+            return token is not None and self._verdict(token, resource, needed) is True
+        except AccessRefused:
+            return False
 
     def owner_only(self, request: Request, what: str) -> Caller:
         """The owner, or 401/403: for routes only the cluster's owner may use."""
@@ -99,7 +103,7 @@ class Auth:
             return OWNER
         if token is None:
             raise HTTPProblem(401, "auth", f"only the cluster's owner may {what}")
-        if self._verdict(token, "*", AccessLevel.READ) is None:
+        if self._judged(token, "*", AccessLevel.READ, address) is None:
             raise self._refusal(token, None, "*", AccessLevel.READ, address)
         raise HTTPProblem(403, "auth", f"only the cluster's owner may {what}")
 
@@ -119,6 +123,17 @@ class Auth:
         address = client_address(request.scope, self.fronted)
         self._check_not_blocked(address)
         return token, address
+
+    def _judged(self, token: str | None, resource: str, needed: AccessLevel,
+                address: str) -> bool | None:
+        """:meth:`_verdict`, with a plugin's own refusal (:class:`AccessRefused`) answered with
+        its status and message; a refused credential (401) counts against the address."""
+        try:
+            return self._verdict(token, resource, needed)
+        except AccessRefused as e:
+            if e.status == 401:
+                self._failed(address)
+            raise HTTPProblem(e.status, "auth", str(e)) from None
 
     def _verdict(self, token: str | None, resource: str, needed: AccessLevel) -> bool | None:
         """The auth hook's answer, cached for a short time (a plugin may ask a remote service),

@@ -206,25 +206,31 @@ def test_login_and_upload_defaults_where_the_shared_store_is(shared_store, confi
     saved = json.loads((shared_store / "defaults.json").read_text())
     assert saved == {"resource_type": "defaults", "values": {"use_spot": True}}
 
-    done = rh.login(token="den-token-4e1", interactive=False, upload_secrets=True,
+    done = rh.login("http://den.test", "den-token-4e1", interactive=False, upload_secrets=True,
                     upload_defaults=False)
-    assert done == {"defaults": None, "secrets": ["aws"]}
-    assert rh.secret("den").values == {"token": "den-token-4e1"}  # a secret, not a config key
+    assert done == {"user": "tester", "url": "http://den.test", "defaults": None,
+                    "secrets": ["aws"]}
+    # The token is in the secret backend, never in the config file.
+    assert rh.secret_backend().get("testplugin:http://den.test") == "den-token-4e1"
     assert "den-token" not in config.read_text()
-    shared = rh.secret("@/secrets/aws")
+    shared = rh.secret("@/tester/secrets/aws")  # logged in: the user's own folder
     assert (shared.provider, shared.keys) == ("aws", ["access_key", "secret_key"])
     assert shared.values["secret_key"] == "den-s3"
-    assert "den-s3" not in (shared_store / "secrets__aws.json").read_text()
+    assert "den-s3" not in (shared_store / "tester__secrets__aws.json").read_text()
     rh.secret_backend("keyring").delete_values("secrets/aws")
+    rh.secret_backend().delete("testplugin:http://den.test")
 
 
 def test_login_asks_what_to_upload(shared_store, config):
-    code = "import rh_core as rh; print(rh.login())"
-    out = subprocess.run([sys.executable, "-c", code], input="n\ny\n", capture_output=True,
-                         text=True, timeout=60)
+    code = "import rh_core as rh; print(rh.login(interactive=True))"
+    out = subprocess.run([sys.executable, "-c", code], input="http://den.test\nden-tok-9\nn\ny\n",
+                         capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert "the shared store's URL" in out.stdout  # not logged in: asked, the token unechoed
     assert "Upload your defaults" in out.stdout and "Upload your aws credentials" in out.stdout
-    assert out.stdout.strip().endswith("{'defaults': None, 'secrets': ['aws']}")
+    assert "den-tok-9" not in out.stdout
+    assert out.stdout.strip().endswith("'defaults': None, 'secrets': ['aws']}")
     assert not (shared_store / "defaults.json").exists()
-    assert (shared_store / "secrets__aws.json").exists()
+    assert (shared_store / "tester__secrets__aws.json").exists()
     rh.secret_backend("keyring").delete_values("secrets/aws")
+    rh.secret_backend().delete("testplugin:http://den.test")

@@ -141,6 +141,16 @@ def test_hook_rh_rns_stores(testplugin, tmp_path, monkeypatch):
         rh.load("@/team/env")
 
 
+def test_hook_rh_cli_commands(testplugin):
+    run = [sys.executable, "-m", "rh_core.cli"]
+    out = subprocess.run([*run, "testplugin", "hello", "--who", "rh"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == "hello rh from the test plugin\n"
+    listed = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True)
+    assert "testplugin" in listed.stdout and "never shown" not in listed.stdout
+    assert "command group 'ls' is not added" in listed.stdout + listed.stderr
+
+
 def test_hook_rh_secret_backends(testplugin):
     backend = rh.secret_backend("memory")
     backend.set("api-key", "s3cret")

@@ -248,6 +248,8 @@ class LocalProvider(ComputeProvider):
         if self.cluster.max_body_mb:
             cmd += ["--max-body-mb", str(self.cluster.max_body_mb)]
         cert, key = self._tls_files()
+        for key, value in self.cluster.server_settings().items():
+            cmd += ["--setting", f"{key}={json.dumps(value)}"]
         if proxy:
             cmd += ["--setting", "caddy=" + json.dumps(proxy)]
         elif cert:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from rh_core import user_config
-from rh_core.errors import ConfigError, ResourceNotFoundError
+from rh_core.errors import ConfigError, ResourceNotFoundError, RhError, UnknownPluginItemError
 from rh_core.plugin.interfaces import RnsStore
 from rh_core.plugin.registry import registry
 
@@ -22,9 +22,14 @@ _current: list[str | None] = [None]
 
 def current_folder() -> str:
     """The folder names without a prefix are resolved in: the ``default_folder`` of the user's
-    config (``~`` unless set) until :func:`set_folder` changes it. Where its configs are kept on
-    disk is :func:`current_store`."""
+    config when it is set; else ``@/<user>`` when logged in to a shared store; else ``~``;
+    until :func:`set_folder` changes it. Where its configs are kept is :func:`current_store`."""
     if _current[0] is None:
+        if user_config.sources()["default_folder"] == "default":
+            shared = registry().rns_stores.get("@")
+            user = shared.whoami() if shared is not None else None
+            if user:
+                return f"@/{user}"
         return _folder(user_config.value("default_folder"))
     return _current[0]
 
@@ -74,17 +79,33 @@ def full_name(name: str) -> str:
 
 
 def _store(prefix: str) -> RnsStore:
+    stores = registry().rns_stores
+    if prefix == "@" and "@" not in stores:
+        raise UnknownPluginItemError(
+            "rns store", "@", list(stores),
+            hint="'@/...' names live in a shared store, which the rh-den plugin provides: pip "
+                 "install rh-den, then rh login URL --token TOKEN (docs/den.md)")
     return registry().rns_store(prefix)
 
 
 def load_config(name: str) -> dict:
+    return load_versioned(name)[0]
+
+
+def load_versioned(name: str, version: int | None = None) -> tuple[dict, int | None]:
+    """The config saved under ``name`` (at ``version``; None: the latest) and its version
+    number (None in a store without versions)."""
     prefix, path = split_name(name)
-    config = _store(prefix).load(path)
-    if config is None:
-        raise ResourceNotFoundError(
-            f"no resource saved as {full_name(name)!r}; saved here: {list_names(prefix) or 'none'}"
-        )
-    return config
+    found = _store(prefix).load_version(path, version)
+    if found is None:
+        folder = path.rsplit("/", 1)[0] if "/" in path else ""
+        try:
+            here = list_names(prefix, folder) if prefix != "@" else None
+        except RhError:
+            here = None
+        listed = f"; saved here: {here or 'none'}" if here is not None else ""
+        raise ResourceNotFoundError(f"no resource saved as {full_name(name)!r}{listed}")
+    return found
 
 
 def exists(name: str) -> bool:
@@ -93,13 +114,20 @@ def exists(name: str) -> bool:
     return _store(prefix).load(path) is not None
 
 
-def save_config(name: str, config: dict) -> str:
+def save_config(name: str, config: dict, base_version: int | None = None) -> str:
+    return save_versioned(name, config, base_version)[0]
+
+
+def save_versioned(name: str, config: dict, base_version: int | None = None
+                   ) -> tuple[str, int | None]:
+    """Save ``config`` under ``name``; returns the full name and the new version (None in a
+    store without versions). ``base_version``: the version it was loaded at, so that a store
+    with versions refuses to save over a newer one (``ConflictError``)."""
     prefix, path = split_name(name)
     store = _store(prefix)
     if not store.writable:
         raise ConfigError(f"the store {prefix!r} is read-only; save under '~/...' instead")
-    store.save(path, config)
-    return full_name(name)
+    return full_name(name), store.save_version(path, config, base_version)
 
 
 def delete(name: str) -> bool:

@@ -107,6 +107,22 @@ def rh_secret_backends(register: Callable[[type[SecretBackend]], None]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Command line: commands a plugin adds to ``rh``.
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def rh_cli_commands(register: Callable[[object], None]) -> None:
+    """Register command groups of the ``rh`` command line.
+
+    Call ``register(app)`` with a ``typer.Typer`` whose ``name`` is the group's word:
+    ``typer.Typer(name="den")`` makes ``rh den ...``. A name the core or an earlier plugin
+    already uses keeps the first and warns. Keep the module that builds ``app`` cheap to
+    import: every ``rh`` command imports it.
+    """
+
+
+# --------------------------------------------------------------------------------------------
 # Server-side hooks, called by rh_server on each cluster node.
 # --------------------------------------------------------------------------------------------
 
@@ -141,6 +157,10 @@ def rh_server_auth_check(
     cluster owner's token is accepted before any plugin is asked; when every implementation
     returns None, an anonymous caller may read (JSON calls only) unless ``den_auth`` is on, and
     any other token is refused. Stops at the first non-None result.
+
+    To refuse with a message of its own (a token a remote service rejected, that service being
+    down), raise :class:`rh_core.errors.AccessRefused` with the status to answer (401, 403 or
+    503); such a refusal is not cached.
     """
 
 

@@ -10,6 +10,8 @@ from typing import Callable, ClassVar, Protocol
 
 import attrs
 
+from rh_core.errors import ConfigError
+
 __all__ = [
     "AccessLevel", "Cluster", "ComputeProvider", "ConnectionInfo", "ConnectionType", "Endpoint",
     "InstallTarget", "PackageInstaller", "RnsStore", "SecretBackend", "ServerContext",
@@ -205,6 +207,59 @@ class RnsStore(ABC):
         in ``/``), by the place that holds them, in the order :meth:`load` looks. One place,
         :meth:`location`, unless the store overrides this."""
         return {self.location(): self.list(folder)}
+
+    # A store that keeps versions, shares and accounts (the ``@`` store of rh-den) overrides
+    # the methods below; by default a store keeps one config per name and no accounts.
+
+    def load_version(self, path: str, version: int | None = None) -> tuple[dict, int | None] | None:
+        """The config under ``path`` at ``version`` (None: the latest) and its version number
+        (None for a store without versions), or None when nothing is saved there."""
+        if version is not None:
+            raise self._unsupported("keeps no versions", "load without version=")
+        config = self.load(path)
+        return None if config is None else (config, None)
+
+    def save_version(self, path: str, config: dict, base_version: int | None) -> int | None:
+        """Save ``config`` as the next version of ``path``; ``base_version`` is the version
+        the writer loaded (None: written afresh). Raises ``ConflictError`` when the store has a
+        newer one. Returns the new version (None for a store without versions)."""
+        self.save(path, config)
+        return None
+
+    def history(self, path: str) -> list[dict]:
+        """``[{"version", "timestamp", "author"}, ...]``, newest first."""
+        raise self._unsupported("keeps no history", "save under '@/...' for versions")
+
+    def share(self, path: str, principals: list[str], access_level: str,
+              visibility: str | None) -> dict:
+        """Give users or groups ``access_level`` on ``path``; set its visibility."""
+        raise self._unsupported("cannot share", "save under '@/...' to share")
+
+    def revoke(self, path: str, principals: list[str]) -> dict:
+        raise self._unsupported("cannot share", "save under '@/...' to share")
+
+    def resources(self, folder: str) -> list[tuple[str, str]]:
+        """``(path, resource_type)`` of the resources directly under ``folder``."""
+        out = []
+        for name in self.list(folder):
+            config = None if name.endswith("/") else self.load(name)
+            if config is not None:
+                out.append((name, str(config.get("resource_type", "resource"))))
+        return out
+
+    def login(self, url: str, token: str) -> str:
+        """Log in to the store at ``url``; returns the user name."""
+        raise self._unsupported("has no accounts", "log in to a shared store (pip install rh-den)")
+
+    def logout(self) -> None:
+        raise self._unsupported("has no accounts", "")
+
+    def whoami(self) -> str | None:
+        """The logged-in user's name, or None."""
+        return None
+
+    def _unsupported(self, what: str, hint: str):
+        return ConfigError(f"the {self.prefix!r} store {what}" + (f"; {hint}" if hint else ""))
 
 
 class SecretBackend(ABC):

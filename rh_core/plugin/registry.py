@@ -96,6 +96,27 @@ class Registry:
         self.installers = self._collect(pm.hook.rh_package_installers, "package installer")
         self.secret_backends = self._collect(pm.hook.rh_secret_backends, "secret backend")
         self.rns_stores = self._collect(pm.hook.rh_rns_stores, "rns store", key="prefix")
+        self._pm_cli = pm.hook.rh_cli_commands
+
+    @functools.cached_property
+    def cli_commands(self) -> dict[str, Any]:
+        """The command groups plugins add to ``rh`` (typer apps), by name; read when the
+        command line starts."""
+        found: dict[str, Any] = {}
+
+        def register(app: Any) -> None:
+            name = getattr(getattr(app, "info", None), "name", None)
+            if not isinstance(name, str) or not name:
+                warnings.warn(f"a plugin registered a command group without a name: {app!r}",
+                              stacklevel=2)
+            elif name in found:
+                warnings.warn(f"command group {name!r} registered twice; keeping the first",
+                              stacklevel=2)
+            else:
+                found[name] = app
+
+        self._pm_cli(register=register)
+        return found
 
     @staticmethod
     def _collect(hook: Any, kind: str, key: str = "name") -> dict[str, Any]:

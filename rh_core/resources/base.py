@@ -8,6 +8,7 @@ import attrs
 
 from rh_core.errors import ConfigError
 from rh_core.names import resolve as rns
+from rh_core.names import shared
 from rh_core.resources import converter
 
 
@@ -23,6 +24,10 @@ class Resource:
     #: The full name it was saved or loaded under (see :attr:`rns_address`); kept out of the
     #: config, since where a config is kept is its name.
     _rns_address: str | None = attrs.field(default=None, repr=False, eq=False,
+                                           metadata={"config": False})
+    #: The version it was saved or loaded at, in a store that keeps versions (``@``): the
+    #: next save starts from it, so a newer version saved by someone else is not overwritten.
+    _rns_version: int | None = attrs.field(default=None, repr=False, eq=False,
                                            metadata={"config": False})
 
     def __init_subclass__(cls, **kwargs):
@@ -51,17 +56,46 @@ class Resource:
         given = self.name
         if name:
             self.name = name  # the config holds the name it is saved under
+        address = rns.full_name(target)
+        base = self._rns_version if address == self._rns_address else None
         try:
-            self._rns_address = rns.save_config(target, self.config())
+            self._rns_address, version = rns.save_versioned(target, self.config(), base)
         except BaseException:
             self.name = given
             raise
+        self._rns_version = version
         return self
 
     def delete_configs(self) -> bool:
-        """Delete this resource's saved config (at :attr:`rns_address`)."""
+        """Delete this resource's saved config (at :attr:`rns_address`; in ``@``, with its
+        versions and shares)."""
         address = self.rns_address
-        return bool(address) and rns.delete(address)
+        deleted = bool(address) and rns.delete(address)
+        self._rns_version = None
+        return deleted
+
+    def _saved_address(self) -> str:
+        address = self.rns_address
+        if not address:
+            raise ConfigError(f"save the {self.resource_type} first: .save('@/you/name')")
+        return address
+
+    def share(self, users: list[str] | str | None = None, access_level: str = "read",
+              visibility: str | None = None, *, access_type: str | None = None) -> dict:
+        """Share the saved resource (``@/...``) with users or groups (names or email
+        addresses) at ``access_level`` ``read`` (load and call) or ``write`` (also save and
+        share); ``visibility``: ``private``, ``unlisted`` (anyone with the exact name) or
+        ``public``. ``access_type`` is another name for ``access_level``."""
+        return shared.share(self._saved_address(), users or [], access_type or access_level,
+                            visibility)
+
+    def revoke(self, users: list[str] | str) -> dict:
+        """Take back what :meth:`share` gave these users or groups."""
+        return shared.revoke(self._saved_address(), users)
+
+    def history(self) -> list[dict]:
+        """Its saved versions, newest first: ``[{"version", "timestamp", "author"}, ...]``."""
+        return shared.history(self._saved_address())
 
     @property
     def rns_address(self) -> str | None:
@@ -81,9 +115,12 @@ class Resource:
         return self.name.rsplit("/", 1)[-1].lstrip("~^@") if self.name else None
 
 
-def load(name: str) -> Resource:
-    """The resource saved under ``name``."""
+def load(name: str, version: int | None = None) -> Resource:
+    """The resource saved under ``name`` (at ``version``, in a store that keeps versions)."""
     address = rns.full_name(name)
-    resource = converter.structure(rns.load_config(name))
+    config, found = rns.load_versioned(name, version)
+    resource = converter.structure(config)
     resource._rns_address = address
+    # An old version, saved again, becomes the next version (a roll back), not a conflict.
+    resource._rns_version = found if version is None else None
     return resource

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import attrs
 
 from rh_core.errors import ConfigError
+from rh_core.names import shared
 from rh_core.plugin.registry import registry
 from rh_core.resources.base import Resource
 from rh_core.resources.calls import ObjectRef
@@ -41,6 +42,12 @@ class Cluster(Resource):
     server_connection_type: str = "none"
     #: Require a bearer token on every route but health.
     den_auth: bool = False
+    #: The shared store whose tokens the server accepts (with ``den_auth``; rh-den); None: the
+    #: store this machine is logged in to, if any.
+    den_url: str | None = None
+    #: How long the server keeps the store's answer about a token (a revoke takes effect
+    #: within it).
+    den_cache_seconds: int = attrs.field(default=30, validator=attrs.validators.ge(0))
     #: TLS certificate and key the server presents (``tls`` connections); a self-signed pair is
     #: made for the cluster when they are not given.
     ssl_certfile: str | None = None
@@ -63,6 +70,20 @@ class Cluster(Resource):
         if self.server_port:
             return self.server_port
         return {"tls": 443, "none": 80}.get(self.server_connection_type, 32300)
+
+    def server_settings(self) -> dict[str, Any]:
+        """Settings for plugins' server hooks, which providers pass to ``rh_server`` as
+        ``--setting KEY=JSON``: ``den`` (the store that judges tokens, and the cluster's ``@``
+        name there) when ``den_auth`` is on and a store is known."""
+        if not self.den_auth:
+            return {}
+        url, user = self.den_url or shared.store_url(), shared.logged_in_user()
+        address = self.rns_address or ""
+        name = address[2:] if address.startswith("@/") else (
+            f"{user}/{self.short_name}" if user and self.short_name else None)
+        if not url or not name:
+            return {}
+        return {"den": {"url": url, "cluster": name, "cache_seconds": self.den_cache_seconds}}
 
     @property
     def fronted(self) -> bool:

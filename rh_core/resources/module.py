@@ -22,6 +22,28 @@ from rh_core.transport import wire
 _PROBES = ("_repr_", "_ipython_")
 
 
+class _ObjectFirst:
+    """A resource method whose name objects often use for their own (``history``, ``share``,
+    ``revoke``): on an instance handle, the object's attribute or method of that name wins;
+    the resource's method is used when the object has none."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, handle, owner=None):
+        own = getattr(super(Module, Module), self.name)
+        if handle is None:
+            return own
+        if handle.__dict__.get("instance_of") is not None:
+            if self.name in handle.__dict__.get("methods", {}):
+                return RemoteMethod(handle, self.name, handle.methods[self.name])
+            try:
+                return handle.fetch(self.name)
+            except RemoteAttributeError:
+                pass
+        return own.__get__(handle, owner)
+
+
 @attrs.define(kw_only=True, slots=False)
 class Module(Code):
     """A class served on a cluster, or (``instance_of`` set) one named instance of it."""
@@ -34,6 +56,10 @@ class Module(Code):
     instance_of: str | None = None
     #: Its classmethods and staticmethods, callable on the served class itself.
     class_methods: list[str] = attrs.field(factory=list)
+
+    history = _ObjectFirst()
+    share = _ObjectFirst()
+    revoke = _ObjectFirst()
 
     def to(self, system: Any = "local", env: Env | list | str | None = None,
            name: str | None = None, replace: bool = False) -> Module:

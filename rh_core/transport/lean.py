@@ -89,12 +89,21 @@ class LeanPool:
         """POST ``body`` (bytes, or pieces of ``length`` bytes in all) to ``url`` (a path with
         its query); the answer read whole, into a writable bytearray when it has ``big`` bytes
         or more."""
+        return self.request("POST", url, body, length, big, timeout)
+
+    def request(self, method: str, url: str, body: bytes | Iterable = b"",
+                length: int | None = None, big: int = 1 << 62, timeout: float | None = None,
+                headers: dict[str, str] | None = None) -> Answer:
+        """Any method, as :meth:`post` (the shared store's client sends GET, PUT, POST and
+        DELETE with JSON through here); ``headers`` are added to the pool's own."""
         conn = self._take()
+        if length is None:
+            length = len(body)
         try:
             if timeout is not None:
                 conn.sock.settimeout(timeout)
-            conn.putrequest("POST", url, skip_host=False, skip_accept_encoding=True)
-            for key, value in self.headers.items():
+            conn.putrequest(method, url, skip_host=False, skip_accept_encoding=True)
+            for key, value in {**self.headers, **(headers or {})}.items():
                 conn.putheader(key, value)
             conn.putheader("Content-Length", str(length))
             try:

@@ -3,6 +3,7 @@ several nodes), the server on the head node, and stopping it."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -204,6 +205,8 @@ mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
                 tls_args = f" --certfile {d}/tls/cert.pem --keyfile {d}/tls/key.pem"
         ray = f"\nexport RH_RAY_ADDRESS={self.ray.address}" if self.multi else ""
         limit = f" --max-body-mb {int(self.cluster.max_body_mb)}" if self.cluster.max_body_mb else ""
+        limit += "".join(f" --setting {shlex.quote(f'{k}={json.dumps(v)}')}"
+                         for k, v in self.cluster.server_settings().items())
         # The owner token goes to the server on its standard input: an unexported shell variable
         # and a here-document, never the server's command line or environment.
         script = f"""

@@ -83,6 +83,19 @@ class FolderStore(RnsStore):
     def list(self, folder):
         return sorted(p.stem for p in Path(os.environ["RH_TESTPLUGIN_STORE"]).glob("*.json"))
 
+    # Accounts, as a store with users has them: the token goes to the secret backend, the
+    # user's name to a file beside the configs.
+    def login(self, url, token):
+        from rh_core.names.secrets import secret_backend
+
+        secret_backend().set(f"testplugin:{url}", token)
+        (Path(os.environ["RH_TESTPLUGIN_STORE"]) / "_user").write_text("tester")
+        return "tester"
+
+    def whoami(self):
+        user = Path(os.environ["RH_TESTPLUGIN_STORE"]) / "_user"
+        return user.read_text() if user.exists() else None
+
 
 class MemorySecrets(SecretBackend):
     name = "memory"
@@ -122,6 +135,22 @@ def rh_rns_stores(register):
 @hookimpl
 def rh_secret_backends(register):
     register(MemorySecrets)
+
+
+@hookimpl
+def rh_cli_commands(register):
+    import typer  # the command line's own library: only when rh's command line asks
+
+    group = typer.Typer(name="testplugin", help="The test plugin's commands.")
+
+    @group.command("hello")
+    def hello(who: str = "world") -> None:
+        """Say hello."""
+        typer.echo(f"hello {who} from the test plugin")
+
+    register(group)
+    # A group named like one of rh's own commands is not added.
+    register(typer.Typer(name="ls", help="never shown"))
 
 
 def _mark(line: str) -> None:

@@ -6,8 +6,9 @@ reached through the API server's port-forward, and answers (each request with th
 mounted from the cluster's Secret):
 
 - ``GET /agent``: its state, the Python and platform of the image, the installed wheels' key;
-- ``PUT /wheelhouse?key=K&extras=E``: a tar of wheels: a virtualenv is made from them
-  (offline) and the rh server started on the pod's loopback (``RH_SERVER_PORT``);
+- ``PUT /wheelhouse?key=K&extras=E``: a tar of wheels: a virtualenv over the image's packages
+  is made from them (offline) and the rh server started on the pod's loopback
+  (``RH_SERVER_PORT``);
 - ``GET /code/NAME`` and ``PUT /code/NAME?digest=D``: the digest of a synced code folder, and a
   tar that replaces it;
 - ``POST /restart``: a new server process;
@@ -83,12 +84,15 @@ class Agent:
         os.unlink(tar_path)
         if os.path.exists(VENV):
             shutil.rmtree(VENV)
-        run([sys.executable, "-m", "venv", "--without-pip", VENV])
+        # Over the image's own packages (torch in a PyTorch image is importable by user code);
+        # rh's dependencies are installed in the virtualenv whatever the image has.
+        run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", VENV])
         pip = [os.path.join(wheels, n) for n in sorted(os.listdir(wheels)) if n.startswith("pip-")]
         if not pip:
             raise RuntimeError("the wheelhouse has no pip wheel")
         run([os.path.join(VENV, "bin", "python"), os.path.join(pip[0], "pip"), "install",
              "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheels,
+             "--ignore-installed",
              "pip", f"rh-core[{extras}]"])
         with open(KEY_FILE + ".new", "w") as f:
             f.write(key + "\n" + extras + "\n")

@@ -81,7 +81,7 @@ class KubernetesProvider(ComputeProvider):
             s["note"] = self._apply()
         watcher = waiting.Watcher(kube, c)
         pods = watcher.wait(ready=False, timeout=LAUNCH_TIMEOUT, what="start running")
-        infos = self.each(self._agent_info, pods)
+        infos = self.each(lambda pod: self._agent_info(pod, watcher), pods)
         _, key = wheelhouse.source_and_key(self.extras)
         stale = [p.metadata.name for p, i in zip(pods, infos, strict=True)
                  if (i.get("key") or "").split("\n")[0] != key or i.get("state") != "running"]
@@ -133,14 +133,17 @@ class KubernetesProvider(ComputeProvider):
     def _agent(self, pod: str, method: str, path: str, **kw) -> tuple[int, dict]:
         return exchange(self.kube, pod, manifests.AGENT_PORT, method, path, self.token(), **kw)
 
-    def _agent_info(self, pod) -> dict:
-        """What the agent of ``pod`` says (it may take a moment to listen after the pod runs)."""
-        name = getattr(getattr(pod, "metadata", None), "name", pod)
+    def _agent_info(self, pod, watcher: waiting.Watcher) -> dict:
+        """What the agent of ``pod`` says (it may take a moment to listen after the pod runs;
+        meanwhile a container that crashes is reported as such)."""
+        name = pod.metadata.name
         deadline = time.monotonic() + 60
         while True:
             try:
                 status, info = self._agent(name, "GET", "/agent", timeout=30)
             except ConnectionError as e:
+                pods = watcher.pods()
+                watcher.check(pods, watcher.show(pods))
                 if time.monotonic() > deadline:
                     raise ConnectionFailedError(f"the agent of pod {name} does not answer: {e}. "
                                                 f"Its log: kubectl logs {name} -n "

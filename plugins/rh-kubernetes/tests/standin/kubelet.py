@@ -238,8 +238,8 @@ class Kubelet:
                                                  f"pod {pod['metadata']['name']}", "Warning")
 
     def env(self, ns: str, pod: dict, c: dict) -> dict[str, str]:
-        path = f"{sandbox.image_bin(self.state, c['image'])}:/usr/local/bin:/usr/bin:/bin"
-        env = {"PATH": path, "HOSTNAME": pod["metadata"]["name"], "HOME": "/mnt/home"}
+        env = {"PATH": sandbox.image_path(self.state, c["image"]),
+               "HOSTNAME": pod["metadata"]["name"], "HOME": "/mnt/home"}
         for e in c.get("env") or []:
             ref = (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
             env[e["name"]] = {"status.podIP": pod["status"].get("podIP", ""),

@@ -7,8 +7,8 @@
   at its ``mountPath`` (under ``/mnt``); ``HOME`` is ``/mnt/home`` there. Anything else of the
   filesystem is the machine's (no image layers);
 - "images" are folders of programs first on ``PATH``: ``python:*`` images hold ``python3``
-  (this machine's interpreter, without the test environment's packages), ``rh-test/no-python``
-  holds nothing.
+  (this machine's base interpreter and its packages, not the test environment's) and have the
+  machine's ``/usr/bin`` after it; ``rh-test/no-python`` holds nothing and has nothing after.
 
 Every process of a pod lives in its network namespace, so ``kill_all`` stops exactly them.
 """
@@ -29,6 +29,8 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 #: The interpreter a ``python:*`` image runs: the base Python of the test environment.
 BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 IMAGES = {"python:3.11-slim": True, "python:3.11": True, "rh-test/no-python:1": False}
+#: The environment of the sandbox's own tools (ip, unshare, mount), not the container's.
+TOOLS_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def sh(*args: str) -> None:
@@ -93,6 +95,12 @@ def kill_all(ns: str, grace: float = 2.0) -> None:
             return
 
 
+def image_path(state: Path, image: str) -> str:
+    """The image's PATH: its folder of programs, then the machine's for python images."""
+    d = image_bin(state, image)
+    return f"{d}:/usr/local/bin:/usr/bin:/bin" if IMAGES.get(image) else str(d)
+
+
 def image_bin(state: Path, image: str) -> Path:
     """The folder of programs the image puts first on PATH."""
     d = state / "images" / image.replace("/", "_").replace(":", "_")
@@ -110,13 +118,13 @@ def start(ns: str, command: list[str], env: dict[str, str], mounts: dict[str, Pa
     script = ["mount -t tmpfs tmpfs /mnt", "mkdir -p /mnt/home"]
     for target, source in mounts.items():
         script += [f"mkdir -p '{target}'", f"mount --bind '{source}' '{target}'"]
-    script.append('exec "$@"')
+    script.append('exec env -i "$@"')  # the container's environment only, its PATH included
     out = open(log, "ab")
     try:
         return subprocess.Popen(
             ["ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", " && ".join(script), "sh", *command],
-            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+             "sh", "-c", " && ".join(script), "sh", *_assign(env), *command],
+            env=TOOLS_ENV, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     finally:
         out.close()
@@ -125,10 +133,14 @@ def start(ns: str, command: list[str], env: dict[str, str], mounts: dict[str, Pa
 def probe(ns: str, command: list[str], env: dict[str, str], timeout: float) -> bool:
     """An exec probe in the pod's network namespace: whether it exits 0 within ``timeout``."""
     try:
-        return subprocess.run(["ip", "netns", "exec", ns, *command], env=env,
-                              capture_output=True, timeout=timeout).returncode == 0
+        return subprocess.run(["ip", "netns", "exec", ns, "env", "-i", *_assign(env), *command],
+                              env=TOOLS_ENV, capture_output=True, timeout=timeout).returncode == 0
     except subprocess.TimeoutExpired:
         return False
+
+
+def _assign(env: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in env.items()]
 
 
 def connect(ns: str, port: int) -> socket.socket:

@@ -109,7 +109,7 @@ class Agent:
         proc = subprocess.Popen(
             [os.path.join(VENV, "bin", "python"), "-m", "rh_server", "--host", "127.0.0.1",
              "--port", str(SERVER_PORT), "--name", NAME, "--home", HOME, "--token-stdin"],
-            stdin=subprocess.PIPE, env=env, cwd=HOME)
+            stdin=subprocess.PIPE, env=env, cwd=HOME, start_new_session=True)
         proc.stdin.write((read_token() + "\n").encode())
         proc.stdin.close()
         self.server = proc
@@ -306,8 +306,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def stop(*_):
+    """The pod is going (deleted, evicted): the server and its workers end at once, so a call
+    still running loses its connection and the client asks Kubernetes why."""
     AGENT.stopping = True
-    AGENT.stop_server()
+    if AGENT.server is not None:
+        try:
+            os.killpg(AGENT.server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     os._exit(0)
 
 

@@ -154,8 +154,7 @@ def pod_trouble(pod, events: list, cluster) -> str | None:
     may still start."""
     name = pod.metadata.name
     if pod.status.phase == "Failed":
-        return (f"pod {name} failed ({pod.status.reason or 'no reason given'}): "
-                f"{pod.status.message or ''}".rstrip(": "))
+        return None  # an evicted or failed pod: its StatefulSet makes it again
     for c in pod.status.conditions or []:
         if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
             if any(e.reason == "TriggeredScaleUp" for e in events):

@@ -128,7 +128,8 @@ class Kubelet:
         pod = self.store.remove(ns, "pods", name)
         rt = self.pods.pop(pod["metadata"]["uid"], None)
         if rt and rt["ns"]:
-            self.net.remove(rt["ns"])
+            grace = min(pod["spec"].get("terminationGracePeriodSeconds", 30), 5)
+            self.net.remove(rt["ns"], rt["proc"].pid if rt["proc"] else None, grace)
         self.store.event(ns, pod, "Killing", "Stopping container rh")
         pod["metadata"]["deletionTimestamp"] = now()
         return pod
@@ -221,7 +222,7 @@ class Kubelet:
             self.oom_kill(ns, pod["metadata"]["name"])
 
     def exited(self, ns: str, pod: dict, rt: dict, code: int, reason: str) -> None:
-        sandbox.kill_all(rt["ns"], grace=0.5)  # what the container left behind goes with it
+        sandbox.kill_all(rt["ns"])  # what the container left behind goes with it
         rt["proc"] = None
         rt["restarts"] += 1
         back_off = min(0.5 * 2 ** (rt["restarts"] - 1), 5.0)
@@ -274,7 +275,7 @@ class Kubelet:
         rt = self.pods[pod["metadata"]["uid"]]
         self.store.event(ns, pod, "Evicted", message, "Warning")
         if rt["ns"]:
-            sandbox.kill_all(rt["ns"], grace=0.5)
+            sandbox.stop(rt["ns"], rt["proc"].pid if rt["proc"] else None, 5)
         rt["proc"], rt["failed"] = None, time.monotonic()
         pod["status"].update(phase="Failed", reason="Evicted", message=message)
         _set_ready(pod, False)
@@ -284,7 +285,7 @@ class Kubelet:
         pod = self.store.get(ns, "pods", name)
         rt = self.pods[pod["metadata"]["uid"]]
         if rt["proc"] is not None:
-            sandbox.kill_all(rt["ns"], grace=0)
+            sandbox.kill_all(rt["ns"])  # the kernel's OOM killer: SIGKILL, no grace
             rt["proc"].wait()
             self.exited(ns, pod, rt, 137, "OOMKilled")
 
@@ -307,7 +308,7 @@ class Kubelet:
     def close(self) -> None:
         for rt in self.pods.values():
             if rt["ns"]:
-                self.net.remove(rt["ns"])
+                self.net.remove(rt["ns"], rt["proc"].pid if rt["proc"] else None, 2)
         self.net.close()
 
 

@@ -66,8 +66,8 @@ class Network:
             sh("ip", "netns", "exec", ns, *cmd)
         return ns, ip
 
-    def remove(self, ns: str) -> None:
-        kill_all(ns)
+    def remove(self, ns: str, main: int | None = None, grace: float = 5.0) -> None:
+        stop(ns, main, grace)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
     def close(self) -> None:
@@ -79,20 +79,40 @@ def pids(ns: str) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def kill_all(ns: str, grace: float = 2.0) -> None:
-    """Stop every process in the pod's namespace: SIGTERM, then SIGKILL after ``grace``."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+def stop(ns: str, main: int | None, grace: float) -> None:
+    """Stop a container as the kubelet does: SIGTERM to its main process, then after ``grace``
+    seconds (or once it is gone) SIGKILL to whatever is left in the pod."""
+    if main is not None:
+        try:
+            os.kill(main, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _alive(main):
+            time.sleep(0.05)
+    kill_all(ns)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_all(ns: str) -> None:
+    """SIGKILL every process in the pod's namespace (what the runtime does last)."""
+    for _ in range(50):
         found = pids(ns)
+        if not found:
+            return
         for pid in found:
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + wait
-        while found and pids(ns) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pids(ns):
-            return
+        time.sleep(0.1)
 
 
 def image_path(state: Path, image: str) -> str:

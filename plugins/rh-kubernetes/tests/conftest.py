@@ -102,12 +102,16 @@ def k8s(standin):
 @pytest.fixture
 def control(standin):
     """The stand-in's test controls: ``control(pod, "evict" | "oomkill", namespace=...)``."""
+    import ssl
+
     import httpx
+
+    trust = ssl.create_default_context(cafile=str(standin["dir"] / "tls" / "cert.pem"))
 
     def send(pod: str, what: str, namespace: str = "default", **body) -> None:
         r = httpx.post(f"{standin['url']}/standin/namespaces/{namespace}/pods/{pod}/{what}",
                        json=body, headers={"Authorization": "Bearer standin-admin-token"},
-                       verify=str(standin["dir"] / "tls" / "cert.pem"))
+                       verify=trust)
         r.raise_for_status()
 
     return send

@@ -41,6 +41,7 @@ from common import (  # noqa: I001 - bench/ is on sys.path
     stop_recorded_server,
 )
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
+from kubernetes_benchmarks import bench_kubernetes
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
 # ============================================================================= report
@@ -229,6 +230,8 @@ def main(argv=None) -> int:
             keys=["tls_caddy"])
         run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],
             keys=["byo_cold", "byo_warm", "byo_redeploy", "byo_latency"])
+        run("Kubernetes cluster through the port-forward", needs_cluster(bench_kubernetes), ctx,
+            sizes["calls"], keys=["k8s_latency"])
     finally:
         if cluster is not None:
             try:

@@ -92,3 +92,13 @@ def test_rh_plugins_lists_the_provider_and_its_connection():
                            text=True, check=True, env={**__import__("os").environ,
                                                        "COLUMNS": "250"}).stdout
     assert "provider kubernetes, connection k8s_portforward" in table
+
+
+def test_restart_server_keeps_the_pod_and_its_functions(k8s):
+    add = rh.function(userfns.add).to(k8s)
+    before = k8s.client().health()["pid"]
+    pods = k8s.status()["kubernetes"]["pods"]
+    k8s.restart_server()
+    assert k8s.client().health()["pid"] != before
+    assert add(4, 5) == 9  # served again by the new server
+    assert k8s.status()["kubernetes"]["pods"] == pods  # the same pod, not restarted

@@ -132,3 +132,14 @@ def test_no_kubeconfig(own, monkeypatch, tmp_path):
 def test_bad_arguments_say_what_to_give(fields, says):
     with pytest.raises(rh.ConfigError, match=says):
         rh.kubernetes_cluster(**fields)
+
+
+def test_several_pods_are_refused_until_built(own):
+    with pytest.raises(rh.ConfigError, match=r"several pods \(num_nodes > 1\) are not built yet"):
+        own("multi", num_nodes=2).up()
+
+
+def test_autostop_is_said_not_to_be_applied():
+    with pytest.warns(UserWarning, match=r"autostop_mins=30 is not applied yet for kubernetes "
+                                         r"clusters: the pods of 'idle' stay until c.down\(\)"):
+        rh.kubernetes_cluster(name="idle", autostop_mins=30)

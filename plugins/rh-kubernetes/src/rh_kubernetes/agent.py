@@ -31,6 +31,8 @@ import sys
 import sysconfig
 import tarfile
 import threading
+import time
+import urllib.request
 
 HOME = os.environ.get("RH_HOME", "/mnt/rh")
 NAME = os.environ.get("RH_CLUSTER_NAME", "rh")
@@ -116,6 +118,20 @@ class Agent:
         self.state = "running"
         self.error = None
         threading.Thread(target=self.watch, args=(proc,), daemon=True).start()
+
+    def wait_healthy(self, timeout=60):
+        """Wait until the new server answers its health route (it binds a moment after it
+        starts); raise when it exits or does not answer in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server is None or self.server.poll() is not None:
+                raise RuntimeError("the rh server exited as it started: see the pod's log")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{SERVER_PORT}/health", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the rh server did not answer on port {SERVER_PORT} in {timeout} s")
 
     def stop_server(self):
         proc, self.server = self.server, None
@@ -232,6 +248,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 AGENT.stop_server()
                 AGENT.stopping = False
                 AGENT.start_server()
+                AGENT.wait_healthy()
             return self.answer(200, AGENT.info())
         if path == "/ray":
             length = int(self.headers.get("Content-Length", "0"))
@@ -247,6 +264,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 AGENT.stop_server()
                 AGENT.install(upload, params.get("key", "unknown"), params.get("extras", "server"))
                 AGENT.start_server()
+                AGENT.wait_healthy()
             except Exception as e:  # noqa: BLE001 - told to the client, which shows it
                 AGENT.state, AGENT.error = "failed", str(e)
                 say(f"installing the wheelhouse failed: {e}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, ClassVar
 
 import attrs
@@ -140,6 +141,9 @@ class KubernetesCluster(Cluster):
             raise ConfigError(f"gpu_type={self.gpu_type!r} needs gpus= (how many per pod)")
         if self.server_port is None:
             self.server_port = SERVER_PORT
+        if self.autostop_mins is not None:
+            warnings.warn(f"autostop_mins={self.autostop_mins} is not applied yet for kubernetes "
+                          f"clusters: the pods of {name!r} stay until c.down()", stacklevel=3)
 
     def up(self) -> KubernetesCluster:
         """Bring the cluster up, or check that it is: the workload, its pods, the server in

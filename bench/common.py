@@ -47,6 +47,17 @@ TARGETS = {
     "run_async": ("le_ratio", 1.10),
     "cancel_sleep": ("le", 1.0),
     "object_get": ("ge_ratio", 1.0),
+    "secret_values": ("info", None),
+    "secret_to_local": ("info", None),
+    "data_small_to_local": ("le_ratio", 1.2),
+    "data_small_from_local": ("le_ratio", 1.2),
+    "data_big_to_local": ("le_ratio", 1.2),
+    "data_big_from_local": ("le_ratio", 1.2),
+    "data_small_to_byo": ("le_ratio", 1.2),
+    "data_small_from_byo": ("le_ratio", 1.2),
+    "data_big_to_byo": ("le_ratio", 1.2),
+    "data_big_from_byo": ("le_ratio", 1.2),
+    "table_stream": ("ge_ratio", 0.8),
 }
 
 FIGURES = {
@@ -72,6 +83,17 @@ FIGURES = {
     "run_async": "trivial call with run_async=True, awaited, vs plain",
     "cancel_sleep": "cancel: until a time.sleep call no longer runs (median)",
     "object_get": "cluster.get of a 64 MiB array vs echo by call",
+    "secret_values": "rh.secret(name).values from the keyring (median)",
+    "secret_to_local": "provider secret .to(local cluster) (median)",
+    "data_small_to_local": "folder of 1,000 small files to the local cluster vs tar|tar",
+    "data_small_from_local": "folder of 1,000 small files from the local cluster vs tar|tar",
+    "data_big_to_local": "folder of one 512 MiB file to the local cluster vs tar|tar",
+    "data_big_from_local": "folder of one 512 MiB file from the local cluster vs tar|tar",
+    "data_small_to_byo": "folder of 1,000 small files to a byo node vs rsync",
+    "data_small_from_byo": "folder of 1,000 small files from a byo node vs rsync",
+    "data_big_to_byo": "folder of one 512 MiB file to a byo node vs rsync",
+    "data_big_from_byo": "folder of one 512 MiB file from a byo node vs rsync",
+    "table_stream": "t.stream() of a 1 GB Parquet table vs pyarrow directly",
 }
 
 UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json": "s",
@@ -81,7 +103,10 @@ UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json
          "cold_start": "s",
          "redeploy": "s", "map": "items/s", "map_ray": "items/s", "concurrency": "calls/s", "memory": "MiB",
          "run_async": "s", "cancel_sleep": "s",
-         "object_get": "MiB/s"}
+         "object_get": "MiB/s", "secret_values": "s", "secret_to_local": "s",
+         "table_stream": "MiB/s",
+         **{f"data_{size}_{way}_{where}": "s" for size in ("small", "big")
+            for way in ("to", "from") for where in ("local", "byo")}}
 
 SIZES = {
     #            latency calls, echo repeats, cold starts, redeploys, map repeats

@@ -1,7 +1,7 @@
 """rh benchmark suite: our figures beside baselines measured in the same run, against targets.
 
-    python bench/run.py            # default run (about a minute)
-    python bench/run.py --quick    # short run (under ~40 s)
+    python bench/run.py            # default run (about three minutes)
+    python bench/run.py --quick    # short run (about a minute)
     python bench/run.py --json out.json
 
 Everything runs against a local cluster under a temporary RH_HOME (never ~/.rh); every server and
@@ -41,7 +41,9 @@ from common import (  # noqa: I001 - bench/ is on sys.path
     stop_recorded_server,
 )
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
+from data_benchmarks import bench_data_byo, bench_data_local, bench_table_stream
 from kubernetes_benchmarks import bench_kubernetes
+from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
 # ============================================================================= report
@@ -226,10 +228,18 @@ def main(argv=None) -> int:
             keys=["cancel_sleep"])
         run("cluster.get of a 64 MiB array", needs_cluster(bench_object_get), ctx,
             sizes["echo"], keys=["object_get"])
+        run("secrets: values from the keyring, .to(local)", needs_cluster(bench_secrets), ctx,
+            sizes["calls"], keys=["secret_values", "secret_to_local"])
         run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
             keys=["tls_caddy"])
         run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],
             keys=["byo_cold", "byo_warm", "byo_redeploy", "byo_latency"])
+        mode = meta["mode"]
+        run("folders to and from the local cluster", needs_cluster(bench_data_local), ctx, mode,
+            keys=[f"data_{s}_{w}_local" for s in ("small", "big") for w in ("to", "from")])
+        run("folders to and from a byo node", bench_data_byo, ctx, mode,
+            keys=[f"data_{s}_{w}_byo" for s in ("small", "big") for w in ("to", "from")])
+        run("a Parquet table streamed", bench_table_stream, ctx, mode, keys=["table_stream"])
         run("Kubernetes cluster through the port-forward", needs_cluster(bench_kubernetes), ctx,
             sizes["calls"], keys=["k8s_latency"])
     finally:

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from rh_core import configs  # noqa: E402 - rh.configs.get/set/all: the module itself
+from rh_core.configs import login  # noqa: E402
 from rh_core.errors import (  # noqa: E402
     ConfigError,
     ConnectionFailedError,
+    DataExistsError,
+    DataNotFoundError,
+    DiskFullError,
+    MissingDependencyError,
     NameClashError,
     PackageInstallError,
     RemoteAttributeError,
@@ -21,9 +27,14 @@ from rh_core.errors import (  # noqa: E402
     RunCancelledError,
     RunNotFoundError,
     RunTimeoutError,
+    SecretBackendError,
+    SecretNotFoundError,
     SerializationError,
     ServerError,
+    StorageCredentialsError,
+    TransferError,
     UnknownPluginItemError,
+    UnsafePathError,
     WorkerCrashedError,
 )
 from rh_core.names.resolve import current_folder, current_store, exists, set_folder  # noqa: E402
@@ -32,11 +43,14 @@ from rh_core.plugin.hookspecs import hookimpl  # noqa: E402
 from rh_core.resources import Cluster, Env, Function, GitPackage, Module, Package, Resource  # noqa: E402
 from rh_core.resources.base import load  # noqa: E402
 from rh_core.resources.calls import RunHandle, get  # noqa: E402
+from rh_core.resources.data import Blob, Folder, Table, blob, folder, table  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
 from rh_core.resources.factories import provider_factory as _provider_factory  # noqa: E402
 from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
+from rh_core.resources.secret import Secret  # noqa: E402
+from rh_core.resources.secret_factories import Secrets, provider_secret, secret, secrets  # noqa: E402
 
 
 def __getattr__(name: str):
@@ -53,11 +67,15 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Cluster", "ConfigError", "ConnectionFailedError", "Env", "Function", "GitPackage", "Module",
-    "NameClashError", "Package", "PackageInstallError", "RemoteAttributeError", "RemoteException",
-    "RemoteFunctionNotFound", "Resource", "ResourceNotFoundError", "RhError", "RunCancelledError",
-    "RunHandle", "RunNotFoundError", "RunTimeoutError", "SerializationError", "ServerError",
-    "UnknownPluginItemError", "WorkerCrashedError", "cluster", "current_folder", "current_store",
-    "env", "exists", "function", "get", "hookimpl", "load", "module", "package",
-    "secret_backend", "send", "set_folder",
+    "Blob", "Cluster", "ConfigError", "ConnectionFailedError", "DataExistsError",
+    "DataNotFoundError", "DiskFullError", "Env", "Folder", "Function", "GitPackage",
+    "MissingDependencyError", "Module", "NameClashError", "Package", "PackageInstallError",
+    "RemoteAttributeError", "RemoteException", "RemoteFunctionNotFound", "Resource",
+    "ResourceNotFoundError", "RhError", "RunCancelledError", "RunHandle", "RunNotFoundError",
+    "RunTimeoutError", "Secret", "SecretBackendError", "SecretNotFoundError", "Secrets",
+    "SerializationError", "ServerError", "StorageCredentialsError", "Table", "TransferError",
+    "UnknownPluginItemError", "UnsafePathError", "WorkerCrashedError", "blob", "cluster",
+    "configs", "current_folder", "current_store", "env", "exists", "folder", "function", "get",
+    "hookimpl", "load", "login", "module", "package", "provider_secret", "secret",
+    "secret_backend", "secrets", "send", "set_folder", "table",
 ]

@@ -14,17 +14,27 @@ class ConfigError(RhError, ValueError):
 class UnknownPluginItemError(RhError, LookupError):
     """A provider, connection type, installer, store or secret backend is not installed."""
 
-    def __init__(self, kind: str, name: str, installed: list[str]):
+    def __init__(self, kind: str, name: str, installed: list[str], hint: str | None = None):
         self.kind, self.name, self.installed = kind, name, installed
         listed = ", ".join(sorted(installed)) or "none"
         super().__init__(
             f"unknown {kind} {name!r}; installed {kind}s: {listed}. "
-            f"Install the plugin that provides it (see `rh plugins`)."
+            + (hint or "Install the plugin that provides it (see `rh plugins`).")
         )
 
 
 class ResourceNotFoundError(RhError, LookupError):
     """No saved resource under that name."""
+
+
+class SecretNotFoundError(ResourceNotFoundError):
+    """No secret saved under that name, no values for it in its backend, or no credentials of a
+    provider on this machine (the message names the files and variables looked at)."""
+
+
+class SecretBackendError(RhError):
+    """A secret backend cannot be used now: not installed, unavailable, locked, refusing the
+    credentials, sealed. Never carries a secret's value."""
 
 
 class ServerError(RhError):
@@ -92,3 +102,36 @@ class RemoteException(RhError):
     def __init__(self, type_name: str, message: str, remote_traceback: str = ""):
         self.type_name, self.message, self.remote_traceback = type_name, message, remote_traceback
         super().__init__(f"{type_name}: {message}")
+
+
+# ------------------------------------------------------------------ data: folders, blobs, tables
+
+
+class MissingDependencyError(RhError, ImportError):
+    """A package a feature needs is not installed; the message names it and how to install it."""
+
+
+class DataNotFoundError(RhError, FileNotFoundError):
+    """A folder, file, table or bucket is not where a data resource says it is."""
+
+
+class DataExistsError(RhError, FileExistsError):
+    """A file is already there and ``overwrite=True`` was not given."""
+
+
+class UnsafePathError(RhError, ValueError):
+    """A name or archive member would land outside its folder (``..``, an absolute path, a
+    symlink pointing out)."""
+
+
+class DiskFullError(RhError, OSError):
+    """The disk data was being written to is full; nothing was left under the final name."""
+
+
+class TransferError(RhError, OSError):
+    """A copy failed on the way (an archive cut short or changed); nothing was written."""
+
+
+class StorageCredentialsError(RhError, PermissionError):
+    """Object storage refused the request, or no credentials were found; the message names the
+    variables and profile looked at."""

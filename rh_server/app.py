@@ -31,16 +31,18 @@ from rh_server.objects import ObjectStore
 from rh_server.routes import admin as admin_routes
 from rh_server.routes import calls as call_routes
 from rh_server.routes import commands as command_routes
+from rh_server.routes import folders as folder_routes
 from rh_server.routes import objects as object_routes
 from rh_server.routes import openapi as openapi_routes
 from rh_server.routes import runs as run_routes
+from rh_server.routes import secrets as secret_routes
 from rh_server.routes import served as served_routes
 from rh_server.runs import RunStore
 from rh_server.served import Served
 from rh_server.web import JSONRoute, Limits, not_found
 
 #: First parts of two-part paths that are routes of their own, not ``/{name}/{method}`` calls.
-NOT_CALLS = ("runs", "auth", "objects")
+NOT_CALLS = ("runs", "auth", "objects", "folder")
 
 
 @attrs.define
@@ -82,15 +84,18 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     access = AccessLog(state_dir / "access.log" if access_log else None, auth.fronted)
 
     call = call_routes.call_handler(auth, served, dispatch, limits)
-    # Order matters where paths overlap: /runs/{key} and /auth/tokens before /{name}/{method}.
+    # Order matters where paths overlap: /runs/{key}, /auth/tokens and /folder/... before
+    # /{name}/{method}.
     routes = [
         *admin_routes.routes(auth, ctx),
         *run_routes.routes(auth, runs, dispatch.active),
         *object_routes.routes(auth, objects, ctx, limits),
+        *folder_routes.routes(auth, ctx, limits),
         *call_routes.routes(call),
         *served_routes.routes(auth, served, runs, limits),
         *openapi_routes.routes(auth),
         *command_routes.routes(auth, served),
+        *secret_routes.routes(auth, served),
     ]
     for route in routes:  # a 405 names every method the path takes, from all its routes
         route.allowed = frozenset(m for r in routes if r.path == route.path for m in r.methods)

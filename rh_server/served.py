@@ -91,6 +91,11 @@ class Served:
         self.store = self.home / "server" / ctx.cluster_name / "resources"
         #: Set once the specs saved before a restart are served again (calls wait for it).
         self.restored = asyncio.Event()
+        #: env key -> secret name -> variables sent with ``PUT /secrets``. Kept in memory only,
+        #: never in a saved spec: a restarted server needs the secrets sent again.
+        self.secret_env: dict[str, dict[str, dict[str, str]]] = {}
+        #: secret name -> what ``/status`` shows of it (env, variable names, files; no value)
+        self.secrets: dict[str, dict] = {}
 
     # -------------------------------------------------------------- envs
 
@@ -101,17 +106,41 @@ class Served:
         if pool is not None and pool.spec != spec:
             log.info("env %s changed; restarting its workers", key)
             old = pool
-            pool = EnvPool(key, spec, self.home, self.worker_env)
+            pool = EnvPool(key, spec, self.home, self._base_env(key))
             pool.defines = old.defines
             self.pools[key] = pool
             await old.stop()
         elif pool is None:
-            pool = self.pools[key] = EnvPool(key, spec, self.home, self.worker_env)
+            pool = self.pools[key] = EnvPool(key, spec, self.home, self._base_env(key))
         try:
             await pool.ensure_started(self._build_python)
         except PackageInstallError as e:
             raise HTTPProblem(422, "install", f"env {key!r}: {e}") from None
         return pool
+
+    def _base_env(self, key: str) -> dict:
+        """What every worker of env ``key`` gets besides its env's own variables: the secrets
+        sent to it, and how to reach this server (which no secret may change)."""
+        env: dict[str, str] = {}
+        for variables in self.secret_env.get(key, {}).values():
+            env.update(variables)
+        return {**env, **self.worker_env}
+
+    async def put_secret(self, name: str, env_key: str | None, env_vars: dict[str, str],
+                         files: list[str]) -> None:
+        """Give env ``env_key``'s workers the secret's variables (replacing what the secret gave
+        before); workers running now are restarted with them, as for a changed env."""
+        if env_key is not None:
+            self.secret_env.setdefault(env_key, {})[name] = dict(env_vars)
+            old = self.pools.get(env_key)
+            if old is not None:
+                log.info("secret %s sent to env %s; restarting its workers", name, env_key)
+                pool = EnvPool(env_key, old.spec, self.home, self._base_env(env_key))
+                pool.defines = old.defines
+                self.pools[env_key] = pool
+                await old.stop()
+                await self.pool_for({"key": env_key, **old.spec})
+        self.secrets[name] = {"env": env_key, "env_vars": sorted(env_vars), "files": files}
 
     async def _build_python(self, spec: dict) -> str:
         cwd = Path(spec.get("working_dir") or self.home)
@@ -234,6 +263,7 @@ class Served:
             "resources": {n: {"kind": r["kind"], "env": r["env"]["key"], "identity": r["identity"]}
                           for n, r in self.resources.items()},
             "envs": {k: p.status() for k, p in self.pools.items()},
+            "secrets": self.secrets,
         }
 
     async def shutdown(self) -> None:

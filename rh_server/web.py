@@ -22,7 +22,7 @@ log = logging.getLogger("rh_server")
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 RESERVED = {"health", "status", "keys", "runs", "logs", "openapi.json", "docs", "resources",
-            "auth", "objects", "commands", "call"}
+            "auth", "objects", "commands", "call", "folder"}
 
 #: HTTP status of each kind of error a worker or the server answers.
 ERROR_STATUS = {"user": 500, "not_found": 404, "serialization": 500, "worker_crashed": 500,

@@ -5,6 +5,8 @@ Every server a fixture starts is stopped by the PID it recorded (``cluster.down(
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,18 @@ sys.path.insert(0, str(HERE / "userpkg"))
 def rh_home(tmp_path_factory):
     with private_home(tmp_path_factory.mktemp("rh-home")) as home:
         yield home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_keyring(tmp_path_factory):
+    """The keyring is keyrings.alt's file backend, its file in a temporary folder for the session
+    ($XDG_DATA_HOME): tests never touch the user's own keyring, and subprocesses (the rh
+    command) use the same one."""
+    data = tmp_path_factory.mktemp("xdg-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+        mp.setenv("XDG_DATA_HOME", str(data))
+        yield data / "python_keyring" / "keyring_pass.cfg"
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +87,16 @@ def public(rh_home):
         rh.function(fn).to(cluster)
     yield cluster
     cluster.down()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs in the test's folder (mounting needs root, as CI has); unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)",
+                    pytrace=False)
+    disk = tmp_path / "small"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)

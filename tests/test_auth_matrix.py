@@ -8,6 +8,7 @@ Requests go over real HTTP to real local servers; a request that is refused must
 from __future__ import annotations
 
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import userfns
 import rh_core as rh
 from rh_core.plugin import ServerContext
 from rh_core.plugin.registry import get_plugin_manager
-from rh_core.transport import wire
+from rh_core.transport import archive, wire
 from rh_server.app import build_app
 
 #: (method, route path) -> (level, on): who may use it. ``on`` is ``*`` (the cluster-wide
@@ -48,9 +49,13 @@ RULES = {
     ("GET", "/openapi.json"): ("read", "*"),
     ("GET", "/objects"): ("read", "*"),
     ("POST", "/commands"): ("write", "*"),
+    ("PUT", "/secrets/{name}"): ("write", "*"),
     ("GET", "/objects/{key}"): ("read", "name"),
     ("PUT", "/objects/{key}"): ("write", "name"),
     ("DELETE", "/objects/{key}"): ("write", "name"),
+    ("GET", "/folder/tar"): ("write", "*"),  # any file of the server's user: as much as /commands
+    ("PUT", "/folder/tar"): ("write", "*"),
+    ("POST", "/folder/{op}"): ("write", "*"),
 }
 
 #: Callers: no token, a token this cluster never made, and granted tokens given as
@@ -119,9 +124,12 @@ def cluster(rh_home, request):
         rh.function(userfns.concat).to(c)
     yield c
     c.down()
+    shutil.rmtree(_FILES, ignore_errors=True)
 
 
 _fresh = itertools.count()
+#: Files the /folder routes read and write (the servers run on this machine).
+_FILES = Path(tempfile.mkdtemp(prefix="rh-matrix-files-"))
 
 
 def _request(c, method: str, path: str, caller: str):
@@ -183,6 +191,22 @@ def _request(c, method: str, path: str, caller: str):
         still = lambda: any(t["user"] == f"victim_{n}" for t in c.tokens())  # noqa: E731
     elif path == "/commands":
         url, body = path, {"json": {"commands": ["true"]}}
+    elif path == "/secrets/{name}":  # variables only: this server's home is the test's own
+        url = f"/secrets/matrix_{n}"
+        body = {"json": {"env": f"matrix_env_{n}", "env_vars": {"MATRIX_VALUE": str(n)}}}
+        still = lambda: f"matrix_{n}" not in c.status()["secrets"]  # noqa: E731
+    elif path == "/folder/tar" and method in ("GET", "HEAD"):
+        _FILES.mkdir(exist_ok=True)
+        (_FILES / "a.txt").write_text("a")
+        url = f"/folder/tar?path={_FILES}"
+    elif path == "/folder/tar":
+        dest = _FILES / f"in_{n}"
+        url, body = f"/folder/tar?path={dest}", {"content": archive.pack_contents({"b.txt": b"b"})}
+        still = lambda: not dest.exists()  # noqa: E731
+    elif path == "/folder/{op}":
+        made = _FILES / f"made_{n}"
+        url, body = "/folder/mkdir", {"json": {"path": str(made)}}
+        still = lambda: not made.exists()  # noqa: E731
     elif path == "/auth/tokens":
         url = path
         if method == "POST":

@@ -15,6 +15,7 @@ MAX_LINES = 400
 #: The rooms of rh_core, lowest first: a module may import from its own room or a lower one.
 ROOMS = {
     "rh_core.errors": 0, "rh_core.paths": 0, "rh_core.progress": 0, "rh_core.testing": 0,
+    "rh_core.user_config": 0, "rh_core.secret_files": 0,
     "rh_core.plugin": 1,
     "rh_core.transport": 2, "rh_core.names": 2,
     "rh_core.resources": 3,

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import re
 
+from rh_core import user_config
 from rh_core.errors import ConfigError, ResourceNotFoundError
 from rh_core.plugin.interfaces import RnsStore
 from rh_core.plugin.registry import registry
 
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_current = ["~"]
+#: The folder set by :func:`set_folder`; None: the user config's ``default_folder`` (``~``).
+_current: list[str | None] = [None]
 
 
 def current_folder() -> str:
-    """The folder names without a prefix are resolved in (``~`` unless changed). Where its
-    configs are kept on disk is :func:`current_store`."""
+    """The folder names without a prefix are resolved in: the ``default_folder`` of the user's
+    config (``~`` unless set) until :func:`set_folder` changes it. Where its configs are kept on
+    disk is :func:`current_store`."""
+    if _current[0] is None:
+        return _folder(user_config.value("default_folder"))
     return _current[0]
 
 
@@ -33,8 +38,13 @@ def current_store() -> str:
 
 def set_folder(folder: str) -> None:
     """Change the folder that names without a prefix resolve in."""
+    _current[0] = _folder(folder)
+
+
+def _folder(folder: str) -> str:
+    """``"proj"`` -> ``"~/proj"``, ``"~/a/"`` -> ``"~/a"``."""
     prefix, path = split_name(folder if folder[:1] in "~^@" else f"~/{folder}")
-    _current[0] = prefix if not path else f"{prefix}/{path}"
+    return prefix if not path else f"{prefix}/{path}"
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -99,7 +99,10 @@ def rh_secret_backends(register: Callable[[type[SecretBackend]], None]) -> None:
     """Register secret backends.
 
     Call ``register(BackendClass)`` for each :class:`~rh_core.interfaces.SecretBackend` subclass.
-    Configs refer to a secret by backend name and key, never by value.
+    Configs refer to a secret by backend name and key, never by value. The class is instantiated
+    with no arguments for each use; a secret's values go through ``set_values``/``get_values``/
+    ``delete_values`` (by default one JSON text through ``set``/``get``/``delete``). Failures are
+    ``rh_core.errors.SecretBackendError`` with a message that says what to do and holds no value.
     """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable, ClassVar, Protocol
@@ -115,6 +116,19 @@ class ComputeProvider(ABC):
         Providers whose nodes share this machine's filesystem keep it as it is."""
         return local_root
 
+    def copy_to(self, local_path: str, remote_path: str, folder: bool) -> bool:
+        """Copy data (a folder's contents into the folder ``remote_path``, or a file to the file
+        ``remote_path``, an absolute path on the head node, its folders made as needed) with the
+        provider's own transfer, such as rsync over SSH: no file half-written under its final
+        name. False when it has none; rh then streams a tar through the server's
+        ``/folder/tar``."""
+        return False
+
+    def copy_from(self, remote_path: str, local_path: str, folder: bool) -> bool:
+        """The other way: the head node's folder or file ``remote_path`` to ``local_path``
+        here. False when the provider has no transfer of its own."""
+        return False
+
 
 class ConnectionType(ABC):
     """How a client reaches the server of a cluster: plain HTTP, TLS, a tunnel..."""
@@ -217,6 +231,29 @@ class SecretBackend(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error when absent)."""
+
+    # A secret (``rh.secret``) is several values under one key. By default they are kept as
+    # one JSON text, so a backend that only stores text needs nothing more; a backend with
+    # structured entries (Vault's KV) overrides these three to store them as they are.
+
+    def get_values(self, key: str) -> dict[str, str] | None:
+        """All values of the secret ``key``, or None when there is none."""
+        text = self.get(key)
+        return None if text is None else json.loads(text)
+
+    def set_values(self, key: str, values: dict[str, str]) -> None:
+        """Store the secret ``key`` with exactly ``values``, in one step where the backend can
+        (a failure must not leave some values of it written)."""
+        self.set(key, json.dumps(values, sort_keys=True))
+
+    def delete_values(self, key: str) -> None:
+        """Remove the secret ``key`` and all its values (no error when absent)."""
+        self.delete(key)
+
+    def list(self, prefix: str) -> list[str] | None:
+        """The keys under ``prefix`` (without it), or None when this backend cannot list (the
+        system keyring cannot)."""
+        return None
 
 
 @attrs.define

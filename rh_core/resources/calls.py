@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import secrets
 import time
 from typing import Any, Iterable
@@ -11,6 +13,7 @@ import attrs
 
 from rh_core.errors import ConfigError
 from rh_core.resources.base import Resource
+from rh_core.resources.destination import sending_to
 from rh_core.transport import wire
 
 
@@ -110,12 +113,25 @@ def map_items(iterables: tuple, kwargs: dict, star: bool) -> list[tuple[tuple, d
     ]
 
 
+def _to_its_cluster(method):
+    """The call's arguments are pickled for the callable's cluster: folders, blobs and tables
+    among them arrive there as a path, bytes or a table (``rh_core.resources.destination``)."""
+
+    @functools.wraps(method)
+    def sending(self, *args, **kwargs):
+        with sending_to(self._target()[0]):
+            return method(self, *args, **kwargs)
+
+    return sending
+
+
 class RemoteCallable:
     """Mixin: subclasses give ``_target() -> (cluster, server name, method, call kind)``."""
 
     def _target(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @_to_its_cluster
     def __call__(self, *args, stream_logs: bool | None = None, run_async: bool | None = None,
                  timeout: float | None = None, **kwargs):
         """Call it on the cluster. ``stream_logs`` prints the remote output live;
@@ -147,6 +163,7 @@ class RemoteCallable:
         """Like ``.remote`` but runs after every earlier enqueued call of this function (FIFO)."""
         return self._async(args, kwargs, run_key, enqueue=True)
 
+    @_to_its_cluster
     def _async(self, args, kwargs, run_key, enqueue) -> RunHandle:
         cluster, name, method, _ = self._target()
         key = run_key
@@ -155,6 +172,7 @@ class RemoteCallable:
         cluster.client().call_async(name, method, args, kwargs, run_key=key, enqueue=enqueue)
         return RunHandle(key, cluster.config())
 
+    @_to_its_cluster
     def map(self, *iterables, stream_logs: bool | None = None, **kwargs) -> list:
         """Call once per input, in parallel on the env's workers; results in input order.
 
@@ -166,6 +184,7 @@ class RemoteCallable:
         return cluster.client().map(name, method, map_items(iterables, kwargs, star=False),
                                     self._logs(stream_logs))
 
+    @_to_its_cluster
     def starmap(self, arg_tuples, stream_logs: bool | None = None, **kwargs) -> list:
         """Like :meth:`map`, each input a tuple of positional arguments."""
         cluster, name, method, _ = self._target()
@@ -181,8 +200,9 @@ class RemoteCallable:
 
 
 def run_async_call(fn, *args, **kwargs):
-    """An awaitable of ``fn(*args, **kwargs)`` run in a thread (the client is synchronous)."""
-    return asyncio.to_thread(fn, *args, **kwargs)
+    """An awaitable of ``fn(*args, **kwargs)`` run in a thread (the client is synchronous), in
+    the context of this call (so that it pickles the arguments for the same cluster)."""
+    return asyncio.to_thread(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 async def _aiter(gen):

@@ -13,6 +13,7 @@ from rh_core.errors import ConfigError, RemoteAttributeError, RemoteFunctionNotF
 from rh_core.resources.base import load
 from rh_core.resources.calls import RemoteCallable, run_async_call
 from rh_core.resources.code import code_ref, method_kinds, static_methods
+from rh_core.resources.destination import sending_to
 from rh_core.resources.env import Env, as_env
 from rh_core.resources.function import Code, _served_name, as_cluster
 from rh_core.transport import wire
@@ -52,7 +53,8 @@ class Module(Code):
             raise TypeError(f"{self.served_as} is an instance; call one of its methods")
         cluster = self.cluster
         inst_name = name.rsplit("/", 1)[-1].lstrip("~^@") if name else f"{self.served_as}_instance"
-        init = wire.joined(wire.dumps_pickle((args, kwargs)))
+        with sending_to(cluster):  # data resources arrive as on calls
+            init = wire.joined(wire.dumps_pickle((args, kwargs)))
         self._put(cluster, "instance", inst_name, self.env or Env(), True, of=self.served_as,
                   init=base64.b64encode(init).decode())
         inst = attrs.evolve(self, name=name or inst_name, server_name=inst_name,

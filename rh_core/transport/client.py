@@ -172,6 +172,8 @@ class Client(Management):
         except Exception as e:
             if shm_names:
                 shared.discard(shm, shm_names)
+            if isinstance(e, errors.RhError):  # rh's own, e.g. an argument's data not found
+                raise
             raise errors.SerializationError(f"the arguments could not be pickled: {e}") from None
 
     def _done(self, shm_names: list[str]) -> None:
@@ -284,6 +286,8 @@ class Client(Management):
             for start in range(0, len(items), size):
                 try:
                     chunk = wire.dumps_pickle(items[start:start + size], refs, shm, names)
+                except errors.RhError:  # rh's own, e.g. an argument's data not found
+                    raise
                 except Exception as e:
                     raise errors.SerializationError(f"map items could not be pickled: {e}") from None
                 chunks.append(wire.joined(chunk))

@@ -93,6 +93,12 @@ class Management:
                             headers={"Content-Type": wire.JSON_CT})
         return [tuple(r) for r in self.check(resp).json()["results"]]
 
+    def put_secret(self, name: str, body: dict) -> dict:
+        """Send a secret (``PUT /secrets/{name}``): its values travel in this body only."""
+        resp = self.request("PUT", f"/secrets/{name}", content=json.dumps(body),
+                            headers={"Content-Type": wire.JSON_CT})
+        return self.check(resp).json()
+
     def rename(self, name: str, new: str) -> dict:
         resp = self.request("PATCH", f"/{name}", content=json.dumps({"rename": new}),
                             headers={"Content-Type": wire.JSON_CT})

@@ -64,8 +64,8 @@ def _spec(raw: bytes) -> dict:
         commands = spec["commands"]
         if isinstance(commands, str):
             commands = [commands]
-        if not commands or not all(isinstance(c, str) and c for c in commands):
-            raise TypeError("'commands' must be a list of non-empty strings")
+        if not commands or not all(isinstance(c, str) and c and "\0" not in c for c in commands):
+            raise TypeError("'commands' must be a list of non-empty strings without NUL bytes")
         timeout = spec.get("timeout")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(
                 timeout, (int, float)) or not 0 < timeout <= 86400):

@@ -47,6 +47,8 @@ def openapi_document(version: str) -> dict:
         {"name": "rh_offsets", "in": "query", "required": False, "schema": {"type": "string"},
          "description": "JSON list: index of the first input of each map chunk"},
     ]
+    folder_path = {"name": "path", "in": "query", "required": True, "schema": {"type": "string"},
+                   "description": "a path of the node: ~ expanded, relative to the server user's home"}
     call_ok = {"description": "the result (JSON for JSON callers)",
                "content": {"application/json": {"schema": {}}}}
     errors = {"400": _err("bad request"), "401": _err("no or malformed token"),
@@ -100,6 +102,42 @@ def openapi_document(version: str) -> dict:
                         "python": {"type": "boolean"}, "setup": {"type": "boolean"},
                         "env": {"type": "string"}, "timeout": {"type": "number"}}}}}},
                 "responses": {"200": {"description": "results"}, **errors}}},
+            "/secrets/{name}": {"put": {
+                "summary": "write a secret's files in the server user's home (0600) and give its variables to an env's workers (write on *); the values are never answered",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.\\-]{0,99}$"}}],
+                "requestBody": {"content": {"application/json": {"schema": {
+                    "type": "object", "properties": {
+                        "files": {"type": "array", "items": {"type": "object", "required": ["path"], "properties": {
+                            "path": {"type": "string"}, "content": {"type": "string"},
+                            "ini": {"type": "object", "additionalProperties": {
+                                "type": "object", "additionalProperties": {"type": "string"}}}}}},
+                        "env": {"type": "string"},
+                        "env_vars": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "path_vars": {"type": "object", "additionalProperties": {"type": "string"}}}}}}},
+                "responses": {"200": {"description": "{name, files, env, env_vars}: the files written and the variable names"},
+                              **errors}}},
+            "/folder/tar": {
+                "get": {"summary": "a folder or file of the node as a tar stream followed by its SHA-256 (write on *)",
+                        "parameters": [folder_path],
+                        "responses": {"200": {"description": "the stream", "content": {"application/x-rh-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _err("no such path"), **errors}},
+                "put": {"summary": "extract a tar stream (and its SHA-256) into a folder of the node (write on *)",
+                        "parameters": [folder_path, {"name": "overwrite", "in": "query", "required": False,
+                                                     "schema": {"type": "string", "enum": ["0", "1"]},
+                                                     "description": "replace files already there"}],
+                        "requestBody": {"content": {"application/x-rh-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                        "responses": {"200": {"description": "{path, files, bytes}"},
+                                      "409": _err("a file is there and overwrite is not set"),
+                                      "507": _err("the disk is full"), **errors}},
+            },
+            "/folder/{op}": {"post": {
+                "summary": "resolve, ls, mkdir, mv, copy or rm a path of the node (write on *)",
+                "parameters": [{"name": "op", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/FolderOp"}}}},
+                "responses": {"200": {"description": "the operation's answer"},
+                              "404": _err("no such path or operation"),
+                              "409": _err("the destination exists"), **errors}}},
             "/runs/{key}/cancel": {"post": {
                 "summary": "stop a run, or a call running now (write on its function)",
                 "parameters": [key],
@@ -164,6 +202,11 @@ def openapi_document(version: str) -> dict:
                     "resources": {"type": "array", "items": {"type": "string"}},
                     "expires_in": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 3153600000,
                                    "description": "seconds until the token stops working"}}},
+                "FolderOp": {"type": "object", "properties": {
+                    "path": {"type": "string"}, "dest": {"type": "string"},
+                    "name": {"type": "string", "description": "resolve without a path: the default place <rh home>/data/NAME"},
+                    "names": {"type": "array", "items": {"type": "string"}},
+                    "overwrite": {"type": "boolean"}, "walk": {"type": "boolean"}}},
                 "Args": {"type": "object", "properties": {"args": {"type": "array", "items": {}},
                                                           "kwargs": {"type": "object"}}},
                 "Put": {"type": "object", "required": ["kind"], "properties": {

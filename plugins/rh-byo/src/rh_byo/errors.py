@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from rh_core.errors import ConnectionFailedError, RhError
+from rh_core.errors import DiskFullError as CoreDiskFullError
 
 #: What a full disk makes every tool say.
 NO_SPACE = "No space left on device"
@@ -15,8 +16,9 @@ class SSHError(ConnectionFailedError):
     """An SSH command could not run on the node (unreachable, auth refused, host key changed)."""
 
 
-class DiskFullError(RhError, OSError):
-    """The disk holding rh's folder (~/.rh) on a node is full."""
+class DiskFullError(CoreDiskFullError):
+    """The disk holding rh's folder (~/.rh) on a node is full (``rh.DiskFullError`` catches it
+    too)."""
 
 
 def free_space(node) -> tuple[int, int] | None:

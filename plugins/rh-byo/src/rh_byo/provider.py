@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rh_byo import codesync, ssh_config
+from rh_byo import codesync, datasync, ssh_config
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
 from rh_byo.errors import NO_SPACE, SSHError, disk_full_error
 from rh_byo.probe import probe
@@ -274,6 +274,14 @@ echo $!
     def sync_code(self, local_root: str) -> str:
         """Copy the code root to every node (see :mod:`rh_byo.codesync`); its path there."""
         return codesync.sync_code(self, local_root)
+
+    def copy_to(self, local_path: str, remote_path: str, folder: bool) -> bool:
+        """Data to the head node with rsync (see :mod:`rh_byo.datasync`)."""
+        return datasync.copy_to(self, local_path, remote_path, folder)
+
+    def copy_from(self, remote_path: str, local_path: str, folder: bool) -> bool:
+        """Data from the head node with rsync (see :mod:`rh_byo.datasync`)."""
+        return datasync.copy_from(self, remote_path, local_path, folder)
 
     def ssh_nodes(self, node) -> list[SSHNode]:
         """The nodes ``node`` names (an index, an address, or "all"), to run commands on."""

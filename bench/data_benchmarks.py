@@ -113,8 +113,10 @@ def bench_data_byo(ctx: dict, mode: str) -> list[dict]:
     """Folders to and from a bring-your-own node over a private sshd on 127.0.0.1 (rsync through
     the master connection) against ``rsync -a`` of the same tree over the same connection."""
     try:
-        from rh_byo import testing, wheelhouse
+        from rh_byo import testing
         from rh_byo.ssh import free_port
+
+        from rh_core import wheelhouse
     except ImportError:
         raise RuntimeError("the rh-byo plugin is not installed (pip install -e plugins/rh-byo): "
                            "no bring-your-own figures") from None

@@ -43,6 +43,7 @@ from common import (  # noqa: I001 - bench/ is on sys.path
 from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_redeploy, bench_throughput
 from data_benchmarks import bench_data_byo, bench_data_local, bench_table_stream
 from den_benchmarks import bench_den
+from kubernetes_benchmarks import bench_kubernetes
 from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 
@@ -243,6 +244,8 @@ def main(argv=None) -> int:
         run("the shared store (rh-den)", needs_cluster(bench_den), ctx, sizes["calls"],
             sizes["den_clients"], sizes["den_ops"],
             keys=["den_load", "den_auth", "den_concurrency_p99", "den_concurrency_failures"])
+        run("Kubernetes cluster through the port-forward", needs_cluster(bench_kubernetes), ctx,
+            sizes["calls"], keys=["k8s_latency"])
     finally:
         if cluster is not None:
             try:

@@ -98,7 +98,9 @@ def bench_byo(ctx: dict, calls: int) -> list[dict]:
     """A bring-your-own cluster over real SSH to a private sshd on 127.0.0.1 (needs root,
     openssh-server, rsync and the rh-byo plugin)."""
     try:
-        from rh_byo import testing, wheelhouse
+        from rh_byo import testing
+
+        from rh_core import wheelhouse
     except ImportError:
         raise RuntimeError("the rh-byo plugin is not installed (pip install -e plugins/rh-byo): "
                            "no bring-your-own figures") from None

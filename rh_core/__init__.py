@@ -49,6 +49,7 @@ from rh_core.resources.calls import RunHandle, get  # noqa: E402
 from rh_core.resources.data import Blob, Folder, Table, blob, folder, table  # noqa: E402
 from rh_core.resources.factories import cluster, env, package  # noqa: E402
 from rh_core.resources.factories import here as _here  # noqa: E402
+from rh_core.resources.factories import provider_factory as _provider_factory  # noqa: E402
 from rh_core.resources.function import function, send  # noqa: E402
 from rh_core.resources.module import module  # noqa: E402
 from rh_core.resources.secret import Secret  # noqa: E402
@@ -60,6 +61,11 @@ def __getattr__(name: str):
     # lazily so importing rh starts nothing.
     if name == "here":
         return _here()
+    # ``rh.kubernetes_cluster`` and the like: factories of installed providers, found when
+    # first asked for (the registry loads then, not at import).
+    factory = _provider_factory(name) if name.endswith("_cluster") else None
+    if factory is not None:
+        return factory
     raise AttributeError(f"module 'rh_core' has no attribute {name!r}")
 
 

@@ -27,10 +27,11 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="print JSON")) ->
         typer.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
         return
     table = Table(title="rh plugins")
-    for col in ("name", "distribution", "version", "hooks"):
+    for col in ("name", "distribution", "version", "hooks", "registers"):
         table.add_column(col)
     for i in infos:
-        table.add_row(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks))
+        table.add_row(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks),
+                      ", ".join(i.registers) or "-")
     _show(table)
 
 

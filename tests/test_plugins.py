@@ -70,6 +70,8 @@ def test_plugin_is_listed_by_cli(testplugin):
     tp = listed["testplugin"]
     assert tp["distribution"] == "rh-testplugin" and tp["version"] == "0.0.7"
     assert sorted(tp["hooks"]) == HOOKS  # it implements every hook
+    assert listed["rh_core.builtin.connections"]["registers"] == ["connection none",
+                                                                   "connection tls"]
     table = subprocess.run([sys.executable, "-m", "rh_core.cli", "plugins"],
                            capture_output=True, text=True, check=True, env={
                                **__import__("os").environ, "COLUMNS": "200"}).stdout

@@ -81,6 +81,9 @@ class ComputeProvider(ABC):
     name: ClassVar[str]
     #: The attrs record class of this provider's clusters.
     cluster_class: ClassVar[type[Cluster]]
+    #: Optional: the function users call as ``rh.<name>_cluster(...)`` (a ``staticmethod``),
+    #: for a provider whose clusters have a signature of their own to document.
+    factory: ClassVar[Callable[..., Cluster] | None] = None
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster
@@ -143,6 +146,11 @@ class ConnectionType(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional: most connections hold nothing
         """Release what ``open`` opened."""
+
+    def explain_drop(self) -> str | None:
+        """Optional: why the server's connection broke during a request, as a sentence for the
+        error the caller gets (e.g. "pod k-0 was evicted: ..."); None when nothing is known."""
+        return None
 
 
 @attrs.frozen

@@ -44,6 +44,8 @@ class PluginInfo:
     version: str | None
     hooks: list[str]
     builtin: bool
+    #: What it registered, as "provider kubernetes", "connection k8s_portforward", ...
+    registers: list[str] = attrs.field(factory=list)
 
 
 def get_plugin_manager(autoload: bool | None = None) -> pluggy.PluginManager:
@@ -162,8 +164,22 @@ class Registry:
             if builtin:
                 dist, version = "rh-core", metadata.version("rh-core")
             module = getattr(plugin, "__name__", type(plugin).__name__)
-            infos.append(PluginInfo(name, module, dist, version, hooks, builtin))
+            infos.append(PluginInfo(name, module, dist, version, hooks, builtin,
+                                    self._registered_by(module)))
         return infos
+
+    def _registered_by(self, module: str) -> list[str]:
+        """What the plugin module ``module`` registered: the items whose class lives in it or
+        in a module under it (a plugin registers its own classes)."""
+        out = []
+        for kind, table in (("provider", self.providers), ("connection", self.connection_types),
+                            ("installer", self.installers), ("secrets", self.secret_backends),
+                            ("store", self.rns_stores)):
+            for name, item in table.items():
+                owner = getattr(item, "__module__", None) or type(item).__module__
+                if owner == module or owner.startswith(module + "."):
+                    out.append(f"{kind} {name}")
+        return out
 
 
 @functools.cache

@@ -149,7 +149,12 @@ class Cluster(Resource):
                     rt["connection"] = conn2
                     return info2, token2
 
-                rt["client"] = Client(info, token, self.short_name or self.subtype, reconnect)
+                def explain():
+                    conn = rt.get("connection")
+                    return conn.explain_drop() if conn is not None else None
+
+                rt["client"] = Client(info, token, self.short_name or self.subtype, reconnect,
+                                      explain)
             return rt["client"]
 
     def _forget_client(self) -> None:

@@ -1,4 +1,5 @@
-"""The factories users call: ``rh.cluster``, ``rh.env``, ``rh.package``."""
+"""The factories users call: ``rh.cluster``, ``rh.env``, ``rh.package``, and the
+``rh.<provider>_cluster`` factories providers declare."""
 
 from __future__ import annotations
 
@@ -45,6 +46,16 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
     except TypeError as e:
         known = sorted(f.name for f in attrs.fields(cls))
         raise ConfigError(f"bad argument for a {provider} cluster ({e}); known: {known}") from None
+
+
+def provider_factory(attribute: str):
+    """The factory behind ``rh.<provider>_cluster`` (``rh.kubernetes_cluster``): the
+    ``factory`` an installed provider declares; None when no provider of that name declares
+    one."""
+    if not attribute.endswith("_cluster"):
+        return None
+    cls = registry().providers.get(attribute[: -len("_cluster")])
+    return getattr(cls, "factory", None) if cls is not None else None
 
 
 def env(name: str | None = None, reqs: list[str | Package | GitPackage] | None = None,

@@ -25,9 +25,12 @@ class Client(Management):
     """Keep-alive HTTP client to one server. Thread-safe (httpx.Client is)."""
 
     def __init__(self, info: ConnectionInfo, token: str | None, cluster_name: str,
-                 reconnect: Callable[[], tuple[ConnectionInfo, str | None]] | None = None):
+                 reconnect: Callable[[], tuple[ConnectionInfo, str | None]] | None = None,
+                 explain: Callable[[], str | None] | None = None):
         self.cluster_name = cluster_name
         self._reconnect = reconnect
+        #: Asked why, when the connection breaks during a request (the connection type knows).
+        self._explain = explain
         self._open(info, token)
 
     def _open(self, info: ConnectionInfo, token: str | None) -> None:
@@ -82,10 +85,17 @@ class Client(Management):
         return resp
 
     def _dropped(self, e: Exception) -> errors.ConnectionFailedError:
+        why = None
+        if self._explain is not None:
+            try:
+                why = self._explain()
+            except Exception:  # noqa: BLE001 - the error below is worth raising without it
+                why = None
         return errors.ConnectionFailedError(
             f"the server of cluster {self.cluster_name!r} closed the connection during the request "
-            f"({type(e).__name__}: {e}); it may have restarted. The call's outcome is unknown; "
-            f"check `rh status {self.cluster_name}` and retry."
+            f"({type(e).__name__}: {e}); "
+            + (f"{why}. " if why else "it may have restarted. ")
+            + f"The call's outcome is unknown; check `rh status {self.cluster_name}` and retry."
         )
 
     def _url(self, name: str, method: str) -> httpx.URL:

@@ -7,28 +7,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from rh_byo import treesync
+from rh_core.codetree import sync_options, synced_size
 from rh_core.errors import ConfigError
 from rh_core.progress import Steps
-
-#: Left out of every sync, at any depth (as rsync --exclude patterns).
-SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
-                 ".mypy_cache/", ".pytest_cache/", ".ruff_cache/", "*.egg-info/"]
-
-
-def sync_options(root: Path) -> list[str]:
-    """rsync's options for what to leave out of ``root``: the excludes and its .gitignore."""
-    extra = [f"--exclude={e}" for e in SYNC_EXCLUDES]
-    if (root / ".gitignore").exists():
-        extra.append("--filter=:- .gitignore")
-    return extra
-
-
-def synced_size(root: Path, extra: list[str]) -> int:
-    """The bytes of the files of ``root`` a sync with ``extra`` sends (what is left out does
-    not count, so a .gitignore brings a tree under the limit)."""
-    manifest = treesync.local_manifest(root, treesync.SyncFilter(root, extra))
-    return sum(entry[1] for entry in manifest.values() if entry[0] == "f")
 
 
 def sync_code(provider, local_root: str) -> str:

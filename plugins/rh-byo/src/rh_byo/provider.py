@@ -9,12 +9,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rh_byo import codesync, datasync, ssh_config, wheelhouse
+from rh_byo import codesync, datasync, ssh_config
 from rh_byo.cluster import SECRET_KEYS, BYOCluster
 from rh_byo.errors import NO_SPACE, SSHError, disk_full_error
 from rh_byo.probe import probe
 from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import SSHNode
+from rh_core import wheelhouse
 from rh_core.errors import ConfigError, ConnectionFailedError, PackageInstallError
 from rh_core.paths import rh_home
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
@@ -131,7 +132,7 @@ class BYOProvider(ComputeProvider):
             infos = self.each(self._probe, nodes)
         ssh_config.add_host(self.cluster)  # `ssh <cluster-name>` from a terminal
         info = infos[0]
-        _, key = wheelhouse._source(self.extras)
+        _, key = wheelhouse.source_and_key(self.extras)
         ray_up = not self.multi or all(i.get("ray") for i in infos)
         if info.get("alive") and info.get("record") and info.get("wheelhouse") == key and ray_up:
             return self._endpoint(int(info["record"]["port"]))

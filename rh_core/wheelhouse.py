@@ -14,7 +14,7 @@ from rh_core.errors import PackageInstallError
 from rh_core.paths import rh_home
 
 
-def _source(extras: str = "server") -> tuple[str, str]:
+def source_and_key(extras: str = "server") -> tuple[str, str]:
     """What to build rh-core from (the source tree this rh_core was imported from, for
     development installs, else the released version) and a key that changes with it and with
     the extras (``server``, or ``server,ray`` for clusters of several nodes)."""
@@ -35,7 +35,7 @@ def _source(extras: str = "server") -> tuple[str, str]:
 
 def build(log=print, extras: str = "server") -> tuple[Path, str]:
     """``(folder of wheels, key)`` for ``rh-core[extras]`` and pip; built once per key."""
-    source, key = _source(extras)
+    source, key = source_and_key(extras)
     folder = rh_home() / "wheelhouse" / key
     done = folder / ".complete"
     if done.exists():

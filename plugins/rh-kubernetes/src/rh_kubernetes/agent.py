@@ -1,0 +1,352 @@
+"""The agent in each pod of an rh Kubernetes cluster: the container's main process.
+
+Run as ``python3 -c <this file>`` with only the standard library, so any image with Python
+works and the pod needs no package index. It listens on the pod's loopback (``RH_AGENT_PORT``),
+reached through the API server's port-forward, and answers (each request with the owner token
+mounted from the cluster's Secret):
+
+- ``GET /agent``: its state, the Python and platform of the image, the installed wheels' key;
+- ``PUT /wheelhouse?key=K&extras=E``: a tar of wheels: a virtualenv over the image's packages
+  is made from them (offline) and the rh server started on the pod's loopback
+  (``RH_SERVER_PORT``);
+- ``GET /code/NAME`` and ``PUT /code/NAME?digest=D``: the digest of a synced code folder, and a
+  tar that replaces it;
+- ``POST /restart``: a new server process;
+- ``POST /ray``: Ray on this pod (``{"head": ADDRESS or null, "port": P}``).
+
+A container restarted in the same pod finds the virtualenv in its emptyDir and starts the
+server at once. When the server exits, the agent exits with its code, so Kubernetes restarts
+the container (and reports a crash loop).
+"""
+
+import hmac
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import threading
+import time
+import urllib.request
+
+HOME = os.environ.get("RH_HOME", "/mnt/rh")
+NAME = os.environ.get("RH_CLUSTER_NAME", "rh")
+SERVER_PORT = int(os.environ.get("RH_SERVER_PORT", "32300"))
+AGENT_PORT = int(os.environ.get("RH_AGENT_PORT", "32301"))
+TOKEN_FILE = os.environ.get("RH_TOKEN_FILE", "/mnt/rh-token/token")
+VENV = os.path.join(HOME, "venv")
+KEY_FILE = os.path.join(VENV, ".rh-wheelhouse")
+CODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def say(text):
+    print(f"rh-agent: {text}", flush=True)
+
+
+def read_token():
+    with open(TOKEN_FILE) as f:
+        return f.read().strip()
+
+
+class Agent:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.state = "waiting for the wheelhouse"
+        self.error = None
+        self.server = None
+        self.extras = "server"
+        self.ray = None
+        self.stopping = False
+
+    def key(self):
+        try:
+            with open(KEY_FILE) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def info(self):
+        return {"state": self.state, "error": self.error, "key": self.key(),
+                "python": "%d.%d" % sys.version_info[:2], "platform": sysconfig.get_platform(),
+                "server_pid": self.server.pid if self.server else None, "home": HOME}
+
+    def install(self, tar_path, key, extras):
+        """The virtualenv from the wheels in ``tar_path`` (pip itself comes from them too)."""
+        self.state = "installing"
+        wheels = os.path.join(HOME, "wheelhouse")
+        shutil.rmtree(wheels, ignore_errors=True)
+        os.makedirs(wheels)
+        with tarfile.open(tar_path) as tar:
+            extract(tar, wheels)
+        os.unlink(tar_path)
+        if os.path.exists(VENV):
+            shutil.rmtree(VENV)
+        # Over the image's own packages (torch in a PyTorch image is importable by user code);
+        # rh's dependencies are installed in the virtualenv whatever the image has.
+        run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", VENV])
+        pip = [os.path.join(wheels, n) for n in sorted(os.listdir(wheels)) if n.startswith("pip-")]
+        if not pip:
+            raise RuntimeError("the wheelhouse has no pip wheel")
+        run([os.path.join(VENV, "bin", "python"), os.path.join(pip[0], "pip"), "install",
+             "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheels,
+             "--ignore-installed",
+             "pip", f"rh-core[{extras}]"])
+        with open(KEY_FILE + ".new", "w") as f:
+            f.write(key + "\n" + extras + "\n")
+        os.replace(KEY_FILE + ".new", KEY_FILE)
+        shutil.rmtree(wheels, ignore_errors=True)
+
+    def start_server(self):
+        with open(KEY_FILE) as f:
+            lines = f.read().split()
+        self.extras = lines[1] if len(lines) > 1 else "server"
+        env = dict(os.environ)
+        if self.ray:
+            env["RH_RAY_ADDRESS"] = self.ray
+        proc = subprocess.Popen(
+            [os.path.join(VENV, "bin", "python"), "-m", "rh_server", "--host", "127.0.0.1",
+             "--port", str(SERVER_PORT), "--name", NAME, "--home", HOME, "--token-stdin"],
+            stdin=subprocess.PIPE, env=env, cwd=HOME, start_new_session=True)
+        proc.stdin.write((read_token() + "\n").encode())
+        proc.stdin.close()
+        self.server = proc
+        self.state = "running"
+        self.error = None
+        threading.Thread(target=self.watch, args=(proc,), daemon=True).start()
+
+    def wait_healthy(self, timeout=60):
+        """Wait until the new server answers its health route (it binds a moment after it
+        starts); raise when it exits or does not answer in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server is None or self.server.poll() is not None:
+                raise RuntimeError("the rh server exited as it started: see the pod's log")
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{SERVER_PORT}/health", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the rh server did not answer on port {SERVER_PORT} in {timeout} s")
+
+    def stop_server(self):
+        proc, self.server = self.server, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def watch(self, proc):
+        code = proc.wait()
+        if self.server is proc and not self.stopping:
+            say(f"the rh server exited with code {code}")
+            os._exit(code or 1)
+
+
+def extract(tar, dest):
+    """Unpack ``tar`` into ``dest``, refusing members that would land outside it or that are
+    not plain files, folders or links inside it."""
+    root = os.path.realpath(dest)
+    for m in tar.getmembers():
+        target = os.path.realpath(os.path.join(root, m.name))
+        if not (target == root or target.startswith(root + os.sep)):
+            raise ValueError(f"refusing {m.name!r}: outside the folder")
+        if not (m.isfile() or m.isdir() or m.issym()):
+            raise ValueError(f"refusing {m.name!r}: not a file, folder or symlink")
+        if m.issym() and os.path.isabs(m.linkname):
+            raise ValueError(f"refusing {m.name!r}: an absolute link")
+    tar.extractall(root)
+
+
+def run(argv):
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n"
+                           f"{(proc.stdout + proc.stderr)[-3000:]}")
+
+
+AGENT = Agent()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass  # the pod log is the server's; the agent says only what matters
+
+    def answer(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def authorized(self):
+        given = self.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {read_token()}".encode()):
+            return True
+        self.answer(401, {"error": "the owner token is needed"})
+        return False
+
+    def body_to_file(self, path):
+        left = int(self.headers.get("Content-Length", "0"))
+        with open(path, "wb") as f:
+            while left:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    raise ConnectionError("the upload ended early")
+                f.write(chunk)
+                left -= len(chunk)
+
+    def parts(self):
+        path, _, query = self.path.partition("?")
+        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        return path, params
+
+    def do_GET(self):
+        if not self.authorized():
+            return
+        path, _ = self.parts()
+        if path == "/agent":
+            return self.answer(200, AGENT.info())
+        if path.startswith("/code/") and CODE_NAME.fullmatch(path[6:]):
+            try:
+                with open(os.path.join(HOME, "code", path[6:], ".rh-digest")) as f:
+                    digest = f.read().strip()
+            except OSError:
+                digest = None
+            return self.answer(200, {"digest": digest,
+                                     "path": os.path.join(HOME, "code", path[6:])})
+        self.answer(404, {"error": f"no route {path}"})
+
+    def do_PUT(self):
+        if not self.authorized():
+            return
+        path, params = self.parts()
+        if path == "/wheelhouse":
+            return self.wheelhouse(params)
+        if path.startswith("/code/") and CODE_NAME.fullmatch(path[6:]):
+            return self.code(path[6:], params.get("digest", ""))
+        self.answer(404, {"error": f"no route {path}"})
+
+    def do_POST(self):
+        if not self.authorized():
+            return
+        path, _ = self.parts()
+        if path == "/restart":
+            with AGENT.lock:
+                AGENT.stopping = True
+                AGENT.stop_server()
+                AGENT.stopping = False
+                AGENT.start_server()
+                AGENT.wait_healthy()
+            return self.answer(200, AGENT.info())
+        if path == "/ray":
+            length = int(self.headers.get("Content-Length", "0"))
+            return self.start_ray(json.loads(self.rfile.read(length) or b"{}"))
+        self.answer(404, {"error": f"no route {path}"})
+
+    def wheelhouse(self, params):
+        upload = os.path.join(HOME, ".wheelhouse.tar")
+        self.body_to_file(upload)
+        with AGENT.lock:
+            try:
+                AGENT.stopping = True
+                AGENT.stop_server()
+                AGENT.install(upload, params.get("key", "unknown"), params.get("extras", "server"))
+                AGENT.start_server()
+                AGENT.wait_healthy()
+            except Exception as e:  # noqa: BLE001 - told to the client, which shows it
+                AGENT.state, AGENT.error = "failed", str(e)
+                say(f"installing the wheelhouse failed: {e}")
+                return self.answer(500, AGENT.info())
+            finally:
+                AGENT.stopping = False
+        say(f"rh server started (wheelhouse {params.get('key')})")
+        self.answer(200, AGENT.info())
+
+    def code(self, name, digest):
+        folder = os.path.join(HOME, "code", name)
+        staging = folder + ".new"
+        upload = folder + ".tar"
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        self.body_to_file(upload)
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        try:
+            with tarfile.open(upload) as tar:
+                extract(tar, staging)
+        except (ValueError, tarfile.TarError) as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            return self.answer(400, {"error": str(e)})
+        finally:
+            os.unlink(upload)
+        with open(os.path.join(staging, ".rh-digest"), "w") as f:
+            f.write(digest)
+        old = folder + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(folder):
+            os.rename(folder, old)
+        os.rename(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        self.answer(200, {"digest": digest, "path": folder})
+
+    def start_ray(self, spec):
+        ray = os.path.join(VENV, "bin", "ray")
+        if not os.path.exists(ray):
+            return self.answer(409, {"error": "Ray is not installed in this pod"})
+        ip = os.environ.get("RH_POD_IP") or "127.0.0.1"
+        port = int(spec.get("port", 6379))
+        head = spec.get("head")
+        args = [ray, "start", "--block", "--disable-usage-stats", f"--node-ip-address={ip}",
+                "--temp-dir", os.path.join(HOME, "ray")]
+        args += [f"--address={head}"] if head else ["--head", f"--port={port}",
+                                                    "--include-dashboard=false"]
+        out = open(os.path.join(HOME, "ray.log"), "ab")
+        subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=HOME)
+        with AGENT.lock:
+            AGENT.ray = head or f"{ip}:{port}"
+            if not head and AGENT.server is not None:  # the head's server drives maps over Ray
+                AGENT.stopping = True
+                AGENT.stop_server()
+                AGENT.stopping = False
+                AGENT.start_server()
+        self.answer(200, {"address": AGENT.ray})
+
+
+def stop(*_):
+    """The pod is going (deleted, evicted): the server and its workers end at once, so a call
+    still running loses its connection and the client asks Kubernetes why."""
+    AGENT.stopping = True
+    if AGENT.server is not None:
+        try:
+            os.killpg(AGENT.server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os._exit(0)
+
+
+def main():
+    os.makedirs(HOME, exist_ok=True)
+    signal.signal(signal.SIGTERM, stop)
+    if AGENT.key():
+        say("the virtualenv is in place (a restarted container): starting the rh server")
+        AGENT.start_server()
+    else:
+        say(f"waiting for the wheelhouse on 127.0.0.1:{AGENT_PORT}")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", AGENT_PORT), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -164,6 +164,30 @@ def test_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
     assert own_cluster.client().health()["pid"] != pid
 
 
+def test_streamed_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
+    """As above, with stream_logs=True: the call reads a stream of frames when the server goes."""
+    f = rh.function(userfns.start_then_wait).to(own_cluster)
+    started, release = tmp_path / "started", tmp_path / "release"
+    errors = []
+
+    def call():
+        try:
+            f(str(started), str(release), stream_logs=True)
+        except Exception as e:  # noqa: BLE001 - what the user sees
+            errors.append(e)
+
+    t = threading.Thread(target=call)
+    t.start()
+    wait_until(started.exists, 20, "the call to start running")
+    pid = own_cluster.client().health()["pid"]
+    os.kill(pid, 9)
+    t.join(30)
+    assert not t.is_alive()
+    assert len(errors) == 1 and type(errors[0]) is rh.ConnectionFailedError, errors
+    assert "The call's outcome is unknown" in str(errors[0])
+    wait_until(lambda: _gone(own_cluster, pid), 10, f"the killed server {pid} to be gone")
+
+
 def test_served_names_are_listed_right_after_a_restart(own_cluster, tmp_path):
     hold = tmp_path / "hold"
     env = rh.env(name="held", env_vars={"RH_HOLD_IMPORT": str(hold)})

@@ -259,6 +259,10 @@ class Client(Management):
             if deadline is None:
                 raise
             raise self._timed_out(f"{name}.{method}", params["rh_run_key"], timeout) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as e:  # the server went mid-stream
+            raise self._dropped(e) from None
+        except httpx.ConnectError as e:
+            raise self._unreachable(e) from None
         finally:
             self._done(names)
 

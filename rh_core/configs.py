@@ -128,6 +128,8 @@ def login(url: str | None = None, token: str | None = None, *, interactive: bool
             continue
         if upload_secrets or ask(f"Upload your {provider} credentials as the secret "
                                  f"{found.name!r}?"):
+            # Values go where the reference can be read from anywhere: the store's own backend.
+            found.backend = store.secret_backend or found.backend
             found.save(overwrite=True, folder=folder)
             done["secrets"].append(found.name)
     return done

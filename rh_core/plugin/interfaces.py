@@ -188,6 +188,10 @@ class RnsStore(ABC):
 
     prefix: ClassVar[str]
     writable: ClassVar[bool] = True
+    #: The secret backend that keeps values beside this store's names (rh-den: ``den``), so a
+    #: secret uploaded with a reference here can be read where the reference is; None: the
+    #: user's ``secret_backend``.
+    secret_backend: ClassVar[str | None] = None
 
     @abstractmethod
     def load(self, path: str) -> dict | None:

@@ -1,10 +1,10 @@
 """rh-den: the shared store of ``@/...`` names, self-hosted; server and client in one
 distribution.
 
-On the client it registers the ``@`` name store (:mod:`rh_den.store`) and the ``rh den``
-commands (:mod:`rh_den.cli`); on a cluster node, the check of the store's tokens
-(:mod:`rh_den.cluster_auth`). The store itself is :mod:`rh_den.server` over
-:class:`rh_den.den.Den`. docs/den.md is the user's guide.
+On the client it registers the ``@`` name store (:mod:`rh_den.store`), the ``den`` secret
+backend (:mod:`rh_den.secrets`) and the ``rh den`` commands (:mod:`rh_den.cli`); on a cluster
+node, the check of the store's tokens (:mod:`rh_den.cluster_auth`). The store itself is
+:mod:`rh_den.server` over :class:`rh_den.den.Den`. docs/den.md is the user's guide.
 """
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ def rh_rns_stores(register):
     from rh_den.store import DenStore  # httpx and the user config: when names are first used
 
     register(DenStore())
+
+
+@hookimpl
+def rh_secret_backends(register):
+    from rh_den.secrets import DenSecrets  # the store's client: when secrets are first used
+
+    register(DenSecrets)
 
 
 @hookimpl

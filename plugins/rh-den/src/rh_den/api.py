@@ -262,6 +262,22 @@ def change_group(den: Den, user: User, name: str, add: list | None = None,
     return {"group": name, "members": den.accounts.set_members(name, add or [], remove or [])}
 
 
+def secret_keys(den: Den, user: User, prefix: str = "") -> dict:
+    return {"keys": den.vault.keys(user, prefix)}
+
+
+def get_secret(den: Den, user: User, key: str) -> dict:
+    return den.vault.get(user, key)
+
+
+def put_secret(den: Den, user: User, key: str, value: str) -> dict:
+    return den.vault.put(user, key, value)
+
+
+def delete_secret(den: Den, user: User, key: str) -> dict:
+    return den.vault.delete(user, key)
+
+
 VERSION = {"type": "integer", "minimum": 1}
 LEVEL = {"type": "string", "enum": ["read", "write"]}
 
@@ -299,6 +315,13 @@ ROUTES = [
     Api("DELETE", "/v1/tokens/{token_id}", revoke_token, "revoke one of your tokens"),
     Api("POST", "/v1/tokens/{token_id}/rotate", rotate_token,
         "revoke a token and make its successor", status=201),
+    Api("GET", "/v1/secrets", secret_keys, "the keys of your secret values",
+        query={"prefix": {"type": "string"}}),
+    Api("GET", "/v1/secrets/{key:path}", get_secret, "one of your secret values"),
+    Api("PUT", "/v1/secrets/{key:path}", put_secret, "keep a secret value (encrypted)",
+        body={"type": "object", "required": ["value"], "properties": {
+            "value": {"type": "string"}}}),
+    Api("DELETE", "/v1/secrets/{key:path}", delete_secret, "forget a secret value"),
     Api("GET", "/v1/users", users, "users (admins)", who="admin"),
     Api("POST", "/v1/users", add_user, "add a user; answers their first token", who="admin",
         status=201, body={"type": "object", "required": ["name"], "properties": {

@@ -60,13 +60,17 @@ def serve(db: str = typer.Option("den.sqlite", "--db", help=DB_HELP),
           port: int = typer.Option(8410, help="port to listen on; 0 picks a free one"),
           certfile: str = typer.Option(None, help="serve HTTPS with this certificate"),
           keyfile: str = typer.Option(None, help="the certificate's private key"),
-          record: str = typer.Option(None, help="write {url, pid} here once listening")) -> None:
+          record: str = typer.Option(None, help="write {url, pid} here once listening"),
+          secret_key_file: str = typer.Option(
+              None, help="the key that encrypts users' secret values (made if missing); default "
+                         "<db>.secret-key beside a SQLite file; PostgreSQL stores keep secrets "
+                         "only with it")) -> None:
     """Serve the store (API, OpenAPI at /openapi.json, the management page at /)."""
     from rh_den.server import serve as run  # Hypercorn and SQLAlchemy: for this command only
 
     if bool(certfile) != bool(keyfile):
         raise typer.BadParameter("give --certfile and --keyfile together")
-    run(db, host, port, record, certfile, keyfile)
+    run(db, host, port, record, certfile, keyfile, secret_key_file)
 
 
 @user_app.command("add")

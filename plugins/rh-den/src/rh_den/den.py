@@ -20,18 +20,22 @@ from rh_den import db
 from rh_den.accounts import Accounts
 from rh_den.catalog import Catalog
 from rh_den.errors import DenError
+from rh_den.vault import Vault, key_file_for, load_key
 
 
 class Den:
     """A store over the database ``db`` (a SQLite file path or a ``postgresql://`` URL)."""
 
-    def __init__(self, db_url: str):
+    def __init__(self, db_url: str, secret_key_file: str | None = None,
+                 make_key: bool = False):
         self.db_url = db_url
         self.engine = db.open_engine(db_url)
         self.sqlite = db.sqlite_path(db_url)
         self._lock = threading.Lock() if self.sqlite else contextlib.nullcontext()
         self.accounts = Accounts(self.engine, self.write)
         self.catalog = Catalog(self.engine, self.write, self.accounts)
+        self.key_file = key_file_for(self.sqlite, secret_key_file)
+        self.vault = Vault(self.engine, self.write, load_key(self.key_file, make_key))
 
     @contextlib.contextmanager
     def write(self):

@@ -86,12 +86,13 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(db_url: str, host: str = "127.0.0.1", port: int = 8410, record: str | None = None,
-          certfile: str | None = None, keyfile: str | None = None) -> None:
+          certfile: str | None = None, keyfile: str | None = None,
+          secret_key_file: str | None = None) -> None:
     """Serve the store of ``db_url`` until SIGTERM or Ctrl-C."""
     if not _loopback(host) and not certfile:
         log.warning("serving on %s without TLS: tokens cross the network in clear text; put a "
                     "TLS proxy in front or give --certfile/--keyfile", host)
-    den = Den(db_url)
+    den = Den(db_url, secret_key_file, make_key=True)
     lock = ServeLock(den.sqlite) if den.sqlite else contextlib.nullcontext()
     try:
         with lock:

@@ -31,6 +31,7 @@ class DenStore(RnsStore):
     """The shared store, registered for the prefix ``@``."""
 
     prefix = "@"
+    secret_backend = "den"
 
     def __init__(self):
         self._login: dict[str, dict | None] = {}

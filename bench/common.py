@@ -33,7 +33,7 @@ TARGETS = {
     "throughput_http": ("info", None),
     "auth": ("le_ratio", 1.10),
     "tls_caddy": ("le_ratio", 2.0),
-    "byo_cold": ("le", 20.0),
+    "byo_cold": ("le", 5.0),
     "byo_warm": ("le", 0.5),
     "byo_redeploy": ("le", 0.3),
     "byo_latency": ("le_ratio", 1.5),

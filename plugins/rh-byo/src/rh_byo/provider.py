@@ -164,18 +164,7 @@ class BYOProvider(ComputeProvider):
 
     def _install_venv(self, key: str, node: SSHNode | None = None) -> None:
         node = node or self.node
-        script = f"""
-set -e
-cd {NODE_HOME}
-[ -f venv/.rh-wheelhouse ] || rm -rf venv  # an install that never finished (a full disk?)
-rm -f venv/.rh-wheelhouse venv/.rh-wheelhouse.new
-[ -x venv/bin/python ] || python3 -m venv --without-pip venv
-pip_whl=$(ls wheelhouse/pip-*.whl | head -n 1)
-venv/bin/python "$pip_whl/pip" install --quiet --no-index --find-links wheelhouse \
-    --force-reinstall pip 'rh-core[{self.extras}]' 2>&1
-echo {shlex.quote(key)} > venv/.rh-wheelhouse.new
-mv venv/.rh-wheelhouse.new venv/.rh-wheelhouse
-"""
+        script = wheelhouse.install_script(NODE_HOME, self.extras, key)
         proc = node.run(script, check=False, timeout=900)
         if proc.returncode != 0:
             if NO_SPACE in proc.stdout + proc.stderr:

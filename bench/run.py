@@ -234,7 +234,7 @@ def main(argv=None) -> int:
         run("TLS through Caddy", needs_cluster(bench_tls_caddy), ctx, sizes["calls"],
             keys=["tls_caddy"])
         run("bring-your-own cluster over SSH", needs_cluster(bench_byo), ctx, sizes["calls"],
-            keys=["byo_cold", "byo_warm", "byo_redeploy", "byo_latency"])
+            keys=["byo_cold", "byo_warm", "byo_redeploy", "byo_echo", "byo_latency"])
         mode = meta["mode"]
         run("folders to and from the local cluster", needs_cluster(bench_data_local), ctx, mode,
             keys=[f"data_{s}_{w}_local" for s in ("small", "big") for w in ("to", "from")])

@@ -9,7 +9,9 @@ import time
 
 from common import (  # noqa: I001 - bench/ is on sys.path
     ARG,
+    ECHO_BYTES,
     FIGURES,
+    MIB,
     interleaved,
     summary,
 )
@@ -94,6 +96,33 @@ def bench_tls_caddy(ctx: dict, calls: int) -> list[dict]:
 
 
 
+def _echo_over_ssh(cluster, f, repeats: int = 3) -> dict[str, float]:
+    """MiB/s of 64 MiB of bytes echoed by ``f`` on a byo cluster (through its SSH tunnel; bytes,
+    since the node's env has no numpy), and of the same bytes sent up and back by ``ssh node
+    cat`` over the cluster's own master connection (the raw SSH baseline), best of ``repeats``,
+    alternating."""
+    import subprocess
+
+    raw = os.urandom(ECHO_BYTES)
+    data = raw
+    node = cluster.provider.node
+    best = {"rh": 0.0, "ssh": 0.0}
+    mib = 2 * ECHO_BYTES / MIB  # up and back
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        back = f(data)
+        best["rh"] = max(best["rh"], mib / (time.perf_counter() - t0))
+        if len(back) != ECHO_BYTES:
+            raise AssertionError("the echo came back with the wrong size")
+        t0 = time.perf_counter()
+        out = subprocess.run(["ssh", *node.options(), node.target, "cat"], input=raw,
+                             capture_output=True, check=True).stdout
+        best["ssh"] = max(best["ssh"], mib / (time.perf_counter() - t0))
+        if len(out) != ECHO_BYTES:
+            raise AssertionError("ssh cat came back with the wrong size")
+    return best
+
+
 def bench_byo(ctx: dict, calls: int) -> list[dict]:
     """A bring-your-own cluster over real SSH to a private sshd on 127.0.0.1 (needs root,
     openssh-server, rsync and the rh-byo plugin)."""
@@ -138,6 +167,7 @@ def bench_byo(ctx: dict, calls: int) -> list[dict]:
                 raise AssertionError("trivial returned the wrong value")
 
         t = interleaved({"byo": via_tunnel, "local": local}, calls)
+        echo = _echo_over_ssh(cluster, f)
     finally:
         os.environ.pop("RH_QUIET", None)
         if cluster is not None:
@@ -151,6 +181,10 @@ def bench_byo(ctx: dict, calls: int) -> list[dict]:
         {"key": "byo_redeploy", "figure": FIGURES["byo_redeploy"],
          "ours": statistics.median(redeploy), "baseline": None, "unit": "s",
          "samples": {"ours": summary(redeploy)}},
+        {"key": "byo_echo", "figure": FIGURES["byo_echo"], "ours": echo["rh"],
+         "baseline": echo["ssh"], "unit": "MiB/s",
+         "baseline_name": "the same bytes through `ssh node cat` on the cluster's own SSH "
+                          "connection, up and back"},
         {"key": "byo_latency", "figure": FIGURES["byo_latency"],
          "ours": statistics.median(t["byo"]), "baseline": statistics.median(t["local"]),
          "unit": "s", "baseline_name": "the same call on the local cluster",

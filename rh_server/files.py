@@ -5,7 +5,6 @@ thread. Errors are rh's data errors; the routes answer them."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
@@ -101,8 +100,7 @@ def copy(path: Path, dest: Path, overwrite: bool) -> tuple[int, int]:
     base, entries = archive.walk(existing(path))
     folder = path.is_dir() and not path.is_symlink()
     into = dest if folder else dest.parent
-    staging = archive.make_staging(into)
-    try:
+    with archive.staged(into, full=dest) as staging:
         for name, kind, _ in entries:
             src, to = base / name, staging / (name if folder else dest.name)
             if kind == "d":
@@ -112,12 +110,6 @@ def copy(path: Path, dest: Path, overwrite: bool) -> tuple[int, int]:
             else:
                 shutil.copy2(src, to)
         return archive.move_into_place(staging, into, overwrite)
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise archive.disk_full(dest) from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def remove(path: Path) -> bool:

@@ -11,6 +11,7 @@ and the client use the same code both ways. Stdlib only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -252,8 +253,7 @@ def unpack(chunks: Iterable[bytes], dest: Path, overwrite: bool = True) -> tuple
     """Extract a stream into the folder ``dest`` (made if missing): ``(files, bytes)``. Files
     already there are replaced when ``overwrite``, else DataExistsError and nothing changes."""
     reader = Checked(chunks)
-    staging = make_staging(dest)
-    try:
+    with staged(dest) as staging:
         try:
             with tarfile.open(fileobj=reader, mode="r|", bufsize=CHUNK) as tf:
                 for member in tf:
@@ -263,12 +263,6 @@ def unpack(chunks: Iterable[bytes], dest: Path, overwrite: bool = True) -> tuple
                                 f"written") from None
         reader.finish()
         return move_into_place(staging, dest, overwrite)
-    except OSError as e:
-        if _no_space(e):
-            raise disk_full(dest) from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: Pythons with tarfile's filters (3.12, 3.11.4, 3.10.12) are told the member is checked.
@@ -308,6 +302,22 @@ def make_staging(dest: Path) -> Path:
     """A new empty folder next to ``dest`` (same disk, so moving from it is a rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{dest.name}{INCOMING}", dir=dest.parent))
+
+
+@contextlib.contextmanager
+def staged(dest: Path, full: Path | None = None) -> Iterator[Path]:
+    """A staging folder next to ``dest`` for the ``with`` body to fill and move into place;
+    removed when the body ends, whatever is left in it; a full disk raised as DiskFullError
+    about ``full`` (default ``dest``)."""
+    staging = make_staging(dest)
+    try:
+        yield staging
+    except OSError as e:
+        if _no_space(e):
+            raise disk_full(full or dest) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def move_into_place(staging: Path, dest: Path, overwrite: bool = True, count: bool = True

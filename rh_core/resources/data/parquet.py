@@ -5,7 +5,6 @@ of a write carries the whole frame's pandas metadata. Needs pyarrow (the data ex
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tempfile
@@ -81,17 +80,10 @@ def write(place, path: str, data: Any) -> list[str]:
         return names
     if local is not None:  # written beside the folder, then moved in
         dest = Path(local)
-        staging = archive.make_staging(dest)
-        try:
+        with archive.staged(dest) as staging:
             names = _write_parts(pq, data, staging)
             archive.move_into_place(staging, dest, overwrite=False)
             return names
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise archive.disk_full(dest) from None
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix="rh-table-"))
     try:
         names = _write_parts(pq, data, tmp)

@@ -180,8 +180,7 @@ def _put_storage(dst: StoragePlace, base: Path, entries: list, url: str, folder:
 
 def _get_storage(src: StoragePlace, url: str, dest: str, folder: bool, overwrite: bool) -> None:
     into = Path(dest) if folder else Path(dest).parent
-    staging = archive.make_staging(into)
-    try:
+    with archive.staged(into) as staging:
         with storage_errors(url):
             root = src.key(url)
             if folder:
@@ -193,12 +192,6 @@ def _get_storage(src: StoragePlace, url: str, dest: str, folder: bool, overwrite
             else:
                 src.fs.get_file(root, str(staging / Path(dest).name))
         archive.move_into_place(staging, into, overwrite)
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise archive.disk_full(into) from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _within_storage(place: StoragePlace, src_url: str, dst_url: str, folder: bool,

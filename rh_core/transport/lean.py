@@ -16,10 +16,12 @@ the server dropped is never sent a call.
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import ssl
 import threading
+import weakref
 from typing import Iterable
 from urllib.parse import urlsplit
 
@@ -46,6 +48,36 @@ class Answer:
 
     def __init__(self, status: int, content_type: str, body: bytes | bytearray):
         self.status, self.content_type, self.body = status, content_type, body
+
+
+def parse_head(block: bytes) -> tuple[int, dict[bytes, bytes], bool] | None:
+    """An answer's status line and headers (without the blank line): status, headers (names
+    lower-cased), whether the server closes after it; None for an informational (1xx) answer."""
+    lines = block.split(b"\r\n")
+    version, _, tail = lines[0].partition(b" ")
+    try:
+        status = int(tail[:3])
+    except ValueError:
+        raise Dropped(f"not an HTTP answer: {lines[0][:80]!r}") from None
+    if not version.startswith(b"HTTP/1."):
+        raise Dropped(f"not an HTTP/1 answer: {lines[0][:80]!r}")
+    if 100 <= status < 200:
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(b":")
+        if not sep:
+            raise Dropped(f"a malformed header line in the answer: {line[:80]!r}")
+        headers[key.strip().lower()] = value.strip()
+    closes = headers.get(b"connection", b"").lower() == b"close" or version == b"HTTP/1.0"
+    return status, headers, closes
+
+
+def chunk_size(line: bytes) -> int:
+    try:
+        return int(line.split(b";", 1)[0], 16)
+    except ValueError:
+        raise Dropped(f"a malformed chunk size in the answer: {line[:40]!r}") from None
 
 
 class _Conn:
@@ -81,24 +113,9 @@ class _Conn:
                 buf += self._more()
                 end = buf.find(b"\r\n\r\n")
             self.rest = buf[end + 4:]
-            lines = buf[:end].split(b"\r\n")
-            version, _, tail = lines[0].partition(b" ")
-            try:
-                status = int(tail[:3])
-            except ValueError:
-                raise Dropped(f"not an HTTP answer: {lines[0][:80]!r}") from None
-            if not version.startswith(b"HTTP/1."):
-                raise Dropped(f"not an HTTP/1 answer: {lines[0][:80]!r}")
-            if 100 <= status < 200:
-                continue
-            headers: dict[bytes, bytes] = {}
-            for line in lines[1:]:
-                key, sep, value = line.partition(b":")
-                if not sep:
-                    raise Dropped(f"a malformed header line in the answer: {line[:80]!r}")
-                headers[key.strip().lower()] = value.strip()
-            closes = headers.get(b"connection", b"").lower() == b"close" or version == b"HTTP/1.0"
-            return status, headers, closes
+            head = parse_head(buf[:end])
+            if head is not None:
+                return head
 
     def read_exactly(self, size: int, big: int) -> bytes | bytearray:
         """``size`` body bytes; into a writable bytearray (read in place) when ``big`` or more."""
@@ -135,10 +152,7 @@ class _Conn:
             while end < 0:
                 buf += self._more()
                 end = buf.find(b"\r\n")
-            try:
-                size = int(buf[:end].split(b";", 1)[0], 16)
-            except ValueError:
-                raise Dropped(f"a malformed chunk size in the answer: {buf[:end][:40]!r}") from None
+            size = chunk_size(buf[:end])
             self.rest = buf[end + 2:]
             if size == 0:  # trailers, then the empty line
                 while True:
@@ -179,6 +193,8 @@ class LeanPool:
         self._host_header = host if self.port == default else f"{host}:{self.port}"
         self._fixed = self._header_block(self.headers)  # the pool's own, encoded once
         self._idle: list[_Conn] = []
+        #: Each event loop's idle connections, for :meth:`apost`.
+        self._async_idle: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -192,6 +208,15 @@ class LeanPool:
             if "\r" in line or "\n" in line:
                 raise ValueError(f"a header may not hold a line break: {line.split(':')[0]!r}")
         return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+    def head(self, method: str, url: str, length: int, headers: dict[str, str] | None = None
+             ) -> bytes:
+        """A request's head: its line, the pool's headers (and ``headers``), its length."""
+        if "\r" in url or "\n" in url or " " in url:
+            raise ValueError(f"a request target may not hold spaces or line breaks: {url!r}")
+        extra = self._header_block(headers, host=False) if headers else b""
+        return b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n" % (
+            method.encode(), url.encode(), self._fixed, extra, length)
 
     def _connect(self) -> _Conn:
         try:
@@ -236,13 +261,9 @@ class LeanPool:
                 headers: dict[str, str] | None = None) -> Answer:
         """Any method, as :meth:`post` (the shared store's client sends GET, PUT, POST and
         DELETE with JSON through here); ``headers`` are added to the pool's own."""
-        if "\r" in url or "\n" in url or " " in url:
-            raise ValueError(f"a request target may not hold spaces or line breaks: {url!r}")
         if length is None:
             length = len(body)
-        extra = self._header_block(headers, host=False) if headers else b""
-        head = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n" % (
-            method.encode(), url.encode(), self._fixed, extra, length)
+        head = self.head(method, url, length, headers)
         small = isinstance(body, (bytes, bytearray, memoryview))
         conn = self._take()
         sock = conn.sock
@@ -289,9 +310,76 @@ class LeanPool:
         self._give_back(conn)
         return answer
 
+    async def apost(self, url: str, body: bytes) -> Answer:
+        """:meth:`post` of a small body on the running event loop, through that loop's own
+        keep-alive connections (no thread): what an awaited call uses. Raises :class:`Refused`
+        when no connection could be made, :class:`Dropped` when one broke; cancelling it closes
+        the connection (the server then cancels the call)."""
+        loop = asyncio.get_running_loop()
+        idle = self._async_idle.get(loop)
+        if idle is None:
+            idle = self._async_idle[loop] = []
+        message = self.head("POST", url, len(body)) + body
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                break
+            writer.close()  # the server closed it while idle
+        else:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    self.host, self.port, ssl=self.context, limit=MAX_HEAD,
+                    server_hostname=self.host if self.context else None), CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError) as e:
+                raise Refused(str(e) or type(e).__name__) from None
+        try:
+            writer.write(message)
+            while True:
+                head = parse_head((await reader.readuntil(b"\r\n\r\n"))[:-4])
+                if head is not None:
+                    break
+            status, got, closes = head
+            size = got.get(b"content-length")
+            if size is not None:
+                data = await reader.readexactly(int(size))
+            elif got.get(b"transfer-encoding", b"").lower() == b"chunked":
+                pieces = []
+                while (n := chunk_size((await reader.readuntil(b"\r\n"))[:-2])):
+                    pieces.append((await reader.readexactly(n + 2))[:-2])
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                data = b"".join(pieces)
+            elif status in (204, 304):
+                data = b""
+            else:
+                data, closes = await reader.read(), True
+        except Dropped:
+            writer.close()
+            raise
+        except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
+            writer.close()
+            raise Dropped(f"{type(e).__name__}: {e}") from None
+        except BaseException:  # cancelled: the server sees the connection close
+            writer.close()
+            raise
+        if closes or self._closed:
+            writer.close()
+        else:
+            idle.append((reader, writer))
+        return Answer(status, got.get(b"content-type", b"").decode("latin-1"), data)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            loops, self._async_idle = list(self._async_idle.items()), weakref.WeakKeyDictionary()
         for conn in idle:
             conn.close()
+        for loop, conns in loops:  # writers belong to their loop: close them there
+            for _, writer in conns:
+                if loop.is_closed():
+                    continue
+                try:
+                    loop.call_soon_threadsafe(writer.close)
+                except RuntimeError:
+                    pass

@@ -91,7 +91,9 @@ class SageMakerProvider(ComputeProvider):
             return self.aws.call(self.aws.sagemaker.describe_training_job,
                                  TrainingJobName=job_name, what=f"job {job_name}")
         except AWSError as e:
-            if e.code == "ValidationException" and "not found" in str(e).lower():
+            said = str(e).lower()
+            if e.code == "ValidationException" and ("not found" in said or
+                                                    "could not find" in said):
                 return None
             raise
 
@@ -113,7 +115,7 @@ class SageMakerProvider(ComputeProvider):
         steps = Steps(c.short_name)
         job = self._describe(self.job_name) if self.job_name else None
         if job is None or job["TrainingJobStatus"] not in ("InProgress",):
-            job_name = self._launch(steps)
+            job_name = self.launch(steps)
         else:
             job_name = job["TrainingJobName"]
         self._wait(job_name, steps)
@@ -149,7 +151,9 @@ class SageMakerProvider(ComputeProvider):
                               f"with Python {here}")
         return here
 
-    def _launch(self, steps: Steps) -> str:
+    def launch(self, steps: Steps) -> str:
+        """Create the cluster's training job (role, image, wheels and its files in S3); its
+        name. Does not wait for it."""
         c, aws = self.cluster, self.aws
         with steps.step("finding the job's IAM role") as s:
             role_arn = resolve_role(aws, c.role, c.profile)
@@ -246,7 +250,8 @@ class SageMakerProvider(ComputeProvider):
             return (f"the training job {name} failed while starting: {reason or 'no reason given'}"
                     f". Its log: c.logs(), or CloudWatch {LOG_GROUP} {name}/algo-1")
         secondary = job.get("SecondaryStatus")
-        if secondary == "Interrupted" or (reason and "spot" in reason.lower()):
+        if secondary in ("Interrupted", "MaxWaitTimeExceeded") or (reason and
+                                                                  "spot" in reason.lower()):
             return (f"the training job {name} was interrupted (spot capacity reclaimed): "
                     f"{reason or _last_message(job)}; bring the cluster up again with c.up()")
         return (f"the training job {name} is {status} ({secondary}"

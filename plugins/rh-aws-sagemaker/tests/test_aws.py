@@ -21,9 +21,9 @@ from rh_aws_sagemaker.errors import (
     SessionManagerMissingError,
 )
 from rh_aws_sagemaker.roles import resolve_role
-from rh_core.progress import Steps
 
 import rh_core as rh
+from rh_core.progress import Steps
 
 
 @pytest.fixture

@@ -128,11 +128,18 @@ class SageMakerCluster(Cluster):
 
     def up_if_not(self) -> SageMakerCluster:
         if self.dedicated:
-            if self.provider.endpoint() is None and self.provider.job_status() not in (
-                    "InProgress",):
+            if self.provider.job_status() != "InProgress":
                 self.provider.up()
             return self
         return super().up_if_not()
+
+    def client(self):
+        """The HTTP client of the job's rh server (starts the job on first use)."""
+        if self.dedicated:
+            raise ConfigError(f"cluster {self.short_name!r} is a training job of your own "
+                              f"(estimator=): it runs no rh server to send functions to; make a "
+                              f"cluster without estimator= for that")
+        return super().client()
 
     def status(self) -> dict[str, Any]:
         """The training job under ``"sagemaker"`` (name, status, secondary status, failure

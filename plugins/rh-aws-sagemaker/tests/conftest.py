@@ -39,6 +39,13 @@ ROLE_ARN = f"arn:aws:iam::123456789012:role/{ROLE}"
 TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": '
          '{"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}')
 
+#: The AWS settings of the environment the session started in (the opt-in real-AWS tests use
+#: them; every other test gets the session's own files).
+AWS_NAMES = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_ENDPOINT_URL",
+             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+             "AWS_DEFAULT_REGION", "AWS_REGION")
+REAL_AWS_ENV = {k: os.environ.get(k) for k in AWS_NAMES}
+
 # Waiting for a job polls DescribeTrainingJob; the stand-in moves within a second.
 SageMakerProvider.poll = 0.2
 
@@ -89,10 +96,7 @@ def aws_files(tmp_path_factory):
     creds.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = "
                      "testing\n[standin]\naws_access_key_id = testing\n"
                      "aws_secret_access_key = testing\n")
-    names = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-             "AWS_DEFAULT_REGION", "AWS_REGION")
-    saved = {k: os.environ.pop(k, None) for k in names}
+    saved = {k: os.environ.pop(k, None) for k in AWS_NAMES}
     os.environ["AWS_CONFIG_FILE"] = str(config)
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
     yield {"config": config, "credentials": creds}

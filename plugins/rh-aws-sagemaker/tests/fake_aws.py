@@ -15,9 +15,9 @@ appended to ``$RH_FAKE_SSM_DIR/sessions.log`` with its PID and argv.
 import json
 import os
 import re
+import selectors
 import socket
 import sys
-import threading
 
 VERSION = os.environ.get("RH_FAKE_AWS_VERSION", "aws-cli/2.22.35 Python/3.12.6 Linux/6.1 "
                                                 "exe/x86_64.debian.12")
@@ -30,21 +30,39 @@ def refuse(text, code=2):
     sys.exit(code)
 
 
-def pump(src, dst):
-    try:
-        while True:
-            data = src.recv(1 << 20)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
+def relay(listener, port):
+    """Accept on ``listener`` and move bytes both ways between each accepted connection and
+    ``port``, all in one thread (no thread hand-offs on the way of a call)."""
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ, None)
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                conn, _ = listener.accept()
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", port))
+                except OSError:
+                    conn.close()
+                    continue
+                for s in (conn, upstream):  # a relay adds no Nagle delay of its own
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sel.register(conn, selectors.EVENT_READ, upstream)
+                sel.register(upstream, selectors.EVENT_READ, conn)
+                continue
+            src, dst = key.fileobj, key.data
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                data = src.recv(1 << 20)
+                if data:
+                    dst.sendall(data)
+                    continue
             except OSError:
                 pass
+            for s in (src, dst):
+                try:
+                    sel.unregister(s)
+                except (KeyError, ValueError):
+                    pass
+                s.close()
 
 
 def main(argv):
@@ -81,16 +99,7 @@ def main(argv):
     listener.listen(64)
     print(f"\nStarting session with SessionId: fake-{os.getpid()}\nPort {local} opened for "
           f"sessionId fake-{os.getpid()}.\nWaiting for connections...\n", flush=True)
-    while True:
-        conn, _ = listener.accept()
-        try:
-            upstream = socket.create_connection(("127.0.0.1", port))
-        except OSError:
-            conn.close()
-            continue
-        for a, b in ((conn, upstream), (upstream, conn)):
-            threading.Thread(target=pump, args=(a, b), daemon=True).start()
-
+    relay(listener, port)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

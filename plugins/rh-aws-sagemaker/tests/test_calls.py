@@ -20,31 +20,39 @@ import userfns
 import rh_core as rh
 
 
-def sessions(standin) -> list[dict]:
+def sessions(standin, job: str | None = None) -> list[dict]:
+    """The sessions the fake ``aws`` started (of ``job``'s head only, when given)."""
     path = standin["dir"] / "sessions.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [s for s in found if job is None or s["argv"][3] == f"sagemaker-training-job:{job}_algo-1"]
 
 
-def test_bring_up_and_call_a_function(sm, standin, capfd):
+def test_bring_up_and_call_a_function(standin, fake_aws, capfd):
     """The first .to() creates the training job, shows its secondary statuses, opens the SSM
     session with exactly the argv the AWS CLI takes, and calls the function on the job."""
-    f = rh.function(userfns.concat).to(sm)
-    assert f("run", "house") == "runhouse"
-    shown = capfd.readouterr().err
-    for step in ("finding the job's IAM role, arn:aws:iam::123456789012:role/SageMakerRole",
-                 "uploading the wheels to s3://sagemaker-us-east-1-123456789012/rh/wheelhouse/",
-                 "creating training job sm-test (1 x ml.m5.xlarge)",
-                 "job sm-test: Starting: Launching requested ML instances",
-                 "job sm-test: Training (the container runs)", "syncing userpkg into the job"):
-        assert step in shown, shown
-    argv = sessions(standin)[0]["argv"]
-    assert argv[:2] == ["ssm", "start-session"]
-    assert argv[2:8] == ["--target", "sagemaker-training-job:sm-test_algo-1", "--document-name",
-                         "AWS-StartPortForwardingSession", "--parameters",
-                         f"portNumber=32300,localPortNumber={argv[7].rsplit('=', 1)[1]}"]
-    assert argv[8:] == ["--region", "us-east-1", "--profile", "standin"]
-    name, home = rh.function(smfns.where).to(sm)()
-    assert name == "sm-test" and home == str(standin["dir"] / "jobs" / "sm-test" / "rh")
+    c = rh.sagemaker_cluster(name="sm-first", role="SageMakerRole", profile="standin",
+                             autostop_mins=None)
+    try:
+        f = rh.function(userfns.concat).to(c)
+        assert f("run", "house") == "runhouse"
+        shown = capfd.readouterr().err
+        for step in ("finding the job's IAM role, arn:aws:iam::123456789012:role/SageMakerRole",
+                     "uploading the wheels to s3://sagemaker-us-east-1-123456789012/rh/"
+                     "wheelhouse/", "creating training job sm-first (1 x ml.m5.xlarge)",
+                     "job sm-first: Starting: Launching requested ML instances",
+                     "job sm-first: Training (the container runs)",
+                     "syncing userpkg into the job"):
+            assert step in shown, shown
+        argv = sessions(standin, "sm-first")[0]["argv"]
+        assert argv[:2] == ["ssm", "start-session"]
+        assert argv[2:8] == ["--target", "sagemaker-training-job:sm-first_algo-1",
+                             "--document-name", "AWS-StartPortForwardingSession", "--parameters",
+                             f"portNumber=32300,localPortNumber={argv[7].rsplit('=', 1)[1]}"]
+        assert argv[8:] == ["--region", "us-east-1", "--profile", "standin"]
+        name, home = rh.function(smfns.where).to(c)()
+        assert name == "sm-first" and home == str(standin["dir"] / "jobs" / "sm-first" / "rh")
+    finally:
+        c.down()
 
 
 def test_a_module_keeps_its_state(sm):
@@ -82,12 +90,12 @@ def test_the_session_comes_back_after_its_process_dies(sm, standin):
     the same local port; calls go on."""
     add = rh.function(userfns.add).to(sm)
     assert add(1, 2) == 3
-    before = sessions(standin)
+    before = sessions(standin, "sm-test")
     os.killpg(before[-1]["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while len(sessions(standin)) == len(before) and time.monotonic() < deadline:
+    while len(sessions(standin, "sm-test")) == len(before) and time.monotonic() < deadline:
         time.sleep(0.05)
-    again = sessions(standin)[-1]
+    again = sessions(standin, "sm-test")[-1]
     assert again["pid"] != before[-1]["pid"] and again["argv"] == before[-1]["argv"]
     assert add(2, 3) == 5
 
@@ -100,4 +108,4 @@ def test_saved_and_loaded_by_name_finds_the_running_job(sm, capfd):
     assert rh.function(userfns.add).to(again)(2, 40) == 42
     shown = capfd.readouterr().err
     assert "creating training job" not in shown, shown
-    again.client().close()
+    again._forget_client()  # its own SSM session, killed here (the session's cluster keeps its own)

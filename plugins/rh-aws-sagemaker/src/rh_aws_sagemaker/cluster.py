@@ -24,9 +24,11 @@ def _positive(inst, attr, value):
         raise ConfigError(f"{attr.name} must be a whole number of 1 or more, got {value!r}")
 
 
-def _optional_positive(inst, attr, value):
-    if value is not None:
-        _positive(inst, attr, value)
+def _minutes(inst, attr, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not value > 0):
+        raise ConfigError(f"{attr.name} is a number of minutes above 0 (or None: no autostop), "
+                          f"got {value!r}")
 
 
 def _instance_type(inst, attr, value):
@@ -69,7 +71,7 @@ class SageMakerCluster(Cluster):
     volume_size: int = attrs.field(default=30, validator=_positive)
     #: Stop the job after this many minutes with no call running and none started (None:
     #: only ``max_runtime_hours`` ends it).
-    autostop_mins: int | None = attrs.field(default=60, validator=_optional_positive)
+    autostop_mins: float | None = attrs.field(default=60, validator=_minutes)
     #: Managed spot training (cheaper; SageMaker may interrupt the job).
     use_spot: bool = False
     #: SageMaker stops the job after this long whatever happens (its MaxRuntimeInSeconds).
@@ -162,7 +164,7 @@ class SageMakerCluster(Cluster):
 def sagemaker_cluster(name: str | None = None, instance_type: str | None = "ml.m5.xlarge",
                       role: str | None = None, profile: str | None = None,
                       image_uri: str | None = None, instance_count: int = 1,
-                      volume_size: int = 30, autostop_mins: int | None = 60,
+                      volume_size: int = 30, autostop_mins: float | None = 60,
                       use_spot: bool = False, max_runtime_hours: int = 24,
                       region: str | None = None, subnets: list[str] | None = None,
                       security_groups: list[str] | None = None,

@@ -68,7 +68,7 @@ def _resource_config(s: JobSpec) -> dict:
     # A warm pool keeps the instance after an autostop, for a quick next bring-up; SageMaker
     # has none for managed spot training.
     if c.autostop_mins and not c.use_spot:
-        out["KeepAlivePeriodInSeconds"] = min(c.autostop_mins * 60, MAX_KEEP_ALIVE)
+        out["KeepAlivePeriodInSeconds"] = int(min(c.autostop_mins * 60, MAX_KEEP_ALIVE))
     return out
 
 
@@ -85,7 +85,7 @@ def _environment(s: JobSpec) -> dict:
     env = {"RH_CLUSTER_NAME": c.short_name, "RH_SERVER_PORT": str(c.server_port),
            "RH_EXTRAS": s.extras}
     if c.autostop_mins:
-        env["RH_AUTOSTOP_MINS"] = str(c.autostop_mins)
+        env["RH_AUTOSTOP_MINS"] = f"{c.autostop_mins:g}"
     if s.python:
         env["RH_PYTHON"] = s.python
     return env

@@ -9,6 +9,7 @@ process group of its own; a watcher starts it again on the same local port when 
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -104,6 +105,9 @@ class Session:
         """Start the session and wait until the server answers through it."""
         with self.lock:
             self.proc = self._spawn()
+        # The session runs in a process group of its own (so a Ctrl-C in the terminal does not
+        # end it under a call): end it with this process at the latest.
+        atexit.register(self.close)
         self.wait_ready(timeout)
         threading.Thread(target=self._watch, daemon=True, name=f"ssm {self.target}").start()
 
@@ -167,6 +171,7 @@ class Session:
         with self.lock:
             self.closed = True
             proc = self.proc
+        atexit.unregister(self.close)
         if proc is None or proc.poll() is not None:
             return
         try:

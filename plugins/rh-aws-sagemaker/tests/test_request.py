@@ -223,3 +223,10 @@ def test_instance_types_without_ml_prefix_are_refused_before_any_request():
     with pytest.raises(ConfigError, match=r"'g5\.xlarge' is not a SageMaker instance type.*"
                        r"ml\.g5\.xlarge"):
         rh.sagemaker_cluster(name="x", instance_type="g5.xlarge")
+
+
+def test_several_instances_are_refused_until_ray_is_wired(moto):
+    c = rh.sagemaker_cluster(name="sm-many", role=ROLE_ARN, instance_count=2)
+    with pytest.raises(ConfigError, match=r"several instances \(instance_count=2\) are not built "
+                       r"yet.*instance_count=1.*estimator="):
+        c.up()

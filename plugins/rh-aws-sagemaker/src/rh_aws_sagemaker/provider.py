@@ -112,6 +112,12 @@ class SageMakerProvider(ComputeProvider):
         c = self.cluster
         if c.dedicated:
             return jobs.start(self)
+        if c.instance_count > 1:
+            raise ConfigError(
+                f"sagemaker clusters of several instances (instance_count={c.instance_count}) are "
+                f"not built yet: rh would reach only algo-1 and .map would not spread over the "
+                f"others through Ray. Use instance_count=1, or a training job of your own "
+                f"(estimator=) for distributed training")
         steps = Steps(c.short_name)
         job = self._describe(self.job_name) if self.job_name else None
         if job is None or job["TrainingJobStatus"] not in ("InProgress",):

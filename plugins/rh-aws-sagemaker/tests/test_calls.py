@@ -20,6 +20,14 @@ import userfns
 import rh_core as rh
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def sessions(standin, job: str | None = None) -> list[dict]:
     """The sessions the fake ``aws`` started (of ``job``'s head only, when given)."""
     path = standin["dir"] / "sessions.log"
@@ -98,6 +106,10 @@ def test_the_session_comes_back_after_its_process_dies(sm, standin):
     again = sessions(standin, "sm-test")[-1]
     assert again["pid"] != before[-1]["pid"] and again["argv"] == before[-1]["argv"]
     assert add(2, 3) == 5
+    # Whether the watcher's new session or, if the client found the port refused first, a new
+    # connection's session carries the calls, exactly one session process is left running.
+    live = [s["pid"] for s in sessions(standin, "sm-test") if alive(s["pid"])]
+    assert len(live) == 1, live
 
 
 def test_saved_and_loaded_by_name_finds_the_running_job(sm, capfd):

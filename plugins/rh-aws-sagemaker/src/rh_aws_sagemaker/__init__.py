@@ -17,6 +17,6 @@ def rh_compute_providers(register):
 
 @hookimpl
 def rh_connection_types(register):
-    from rh_aws_sagemaker.ssm import SSMConnection
+    from rh_aws_sagemaker.ssm import SSMConnection  # the same: loaded when the registry is read
 
     register(SSMConnection)

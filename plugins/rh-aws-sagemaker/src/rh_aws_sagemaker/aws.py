@@ -23,6 +23,7 @@ class AWS:
     the profile's ``endpoint_url``)."""
 
     def __init__(self, profile: str | None, region: str | None):
+        # boto3 costs ~200 ms to import: only when a cluster first talks to AWS.
         import boto3
         import botocore.exceptions
 
@@ -54,7 +55,7 @@ class AWS:
     def call(self, method, *args, what: str = "", **kwargs):
         """``method(*args, **kwargs)`` with AWS's errors turned into rh's (``what`` names the
         object, for the message)."""
-        import botocore.exceptions
+        import botocore.exceptions  # loaded already with the clients (see __init__)
 
         try:
             return method(*args, **kwargs)

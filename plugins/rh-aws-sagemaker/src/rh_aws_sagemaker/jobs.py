@@ -45,7 +45,7 @@ def start(provider) -> None:
             job_name = _newest(aws, prefix, since)
             s["note"] = job_name
     else:
-        from rh_aws_sagemaker.provider import now_stamp
+        from rh_aws_sagemaker.provider import now_stamp  # provider imports this module
 
         job_name = f"{c.short_name}-{now_stamp()}"
         with steps.step(f"starting the estimator's training job {job_name}"):

@@ -348,6 +348,7 @@ class SageMakerProvider(ComputeProvider):
 
     def sync_code(self, local_root: str) -> str:
         """Send the code root to the head instance through the server's ``/folder/tar``."""
+        # rh_core's code tree and folder client load only when code is first synced.
         from rh_aws_sagemaker.codesync import sync_code
 
         return sync_code(self.cluster, local_root)

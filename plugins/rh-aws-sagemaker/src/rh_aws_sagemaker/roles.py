@@ -45,7 +45,7 @@ def resolve_role(aws: AWS, role: str | None, profile: str | None) -> str:
 
 def profile_role_arn(profile: str) -> str | None:
     """The ``role_arn`` of ``profile`` in the AWS config files, or None."""
-    import botocore.session
+    import botocore.session  # with boto3, only when AWS is first used
 
     try:
         config = botocore.session.Session(profile=profile).get_scoped_config()

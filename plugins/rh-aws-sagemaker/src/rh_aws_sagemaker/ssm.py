@@ -21,6 +21,7 @@ import time
 import urllib.request
 
 from rh_aws_sagemaker.errors import DOCS, SessionManagerMissingError
+from rh_aws_sagemaker.provider import SageMakerProvider
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.paths import rh_home
 from rh_core.plugin.interfaces import ConnectionInfo, ConnectionType
@@ -195,8 +196,6 @@ class SSMConnection(ConnectionType):
     name = "aws_ssm"
 
     def open(self) -> ConnectionInfo:
-        from rh_aws_sagemaker.provider import SageMakerProvider
-
         provider = self.cluster.provider
         if not isinstance(provider, SageMakerProvider):
             raise ConfigError(f"the {self.name} connection type needs a sagemaker cluster, not "

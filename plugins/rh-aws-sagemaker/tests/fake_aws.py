@@ -7,7 +7,8 @@ AWS-StartPortForwardingSession --parameters portNumber=32300,localPortNumber=<po
 [--region R] [--profile P]``, whose argv it checks (any other is refused, exit 2). It forwards
 each connection to ``localPortNumber`` on 127.0.0.1 to the port the SageMaker stand-in wrote
 for that job (``$RH_FAKE_SSM_DIR/jobs/<job>/port``, where its server listens instead of
-32300), until it is killed. A job the stand-in does not run, or whose port is not written yet,
+32300), until it is killed, or until that port refuses a connection (the job ended: SSM ends
+the session, exit 254). A job the stand-in does not run, or whose port is not written yet,
 is refused as SSM refuses a target whose agent is not connected (exit 254). Each start is
 appended to ``$RH_FAKE_SSM_DIR/sessions.log`` with its PID and argv.
 """
@@ -42,8 +43,10 @@ def relay(listener, port):
                 try:
                     upstream = socket.create_connection(("127.0.0.1", port))
                 except OSError:
-                    conn.close()
-                    continue
+                    # The job's server is gone (the job ended): SSM ends the session.
+                    print("\nSessionId: fake is terminated: the target is not connected.",
+                          file=sys.stderr, flush=True)
+                    sys.exit(254)
                 for s in (conn, upstream):  # a relay adds no Nagle delay of its own
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sel.register(conn, selectors.EVENT_READ, upstream)

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import boto3
 import pytest
@@ -62,6 +63,26 @@ def test_a_job_stopped_under_a_client_says_so(standin, fake_aws):
     with pytest.raises(ConnectionFailedError, match="training job sm-gone is (Stopping|Stopped)"):
         for _ in range(50):
             add(1, 1)
+    c.down()
+
+
+def test_autostop_ends_the_job_and_up_starts_a_new_one(standin, fake_aws):
+    """The server's idle rule: after autostop_mins without work the server stops itself, the
+    node program exits 0 and the job ends Completed (the instance is released). c.up() then
+    starts a new job under a new name."""
+    c = rh.sagemaker_cluster(name="sm-auto", role=ROLE, profile="standin", autostop_mins=0.05)
+    assert rh.function(userfns.add).to(c)(1, 2) == 3
+    deadline = time.monotonic() + 60
+    # The job's description only: c.status() asks the server too, which is work for it.
+    while c.provider.describe()["status"] == "InProgress" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert c.status()["sagemaker"]["status"] == "Completed"
+    log = c.logs()
+    assert "(autostop after 0.05 min): stopping" in log and \
+        "rh-node: the rh server exited with code 0" in log
+    c.up()
+    assert c.job_name.startswith("sm-auto-") and c.status()["sagemaker"]["status"] == "InProgress"
+    assert rh.function(userfns.add).to(c)(2, 2) == 4
     c.down()
 
 

@@ -126,6 +126,8 @@ class SageMakerCluster(Cluster):
         if self.dedicated:
             self.provider.up()
             return self
+        if self.provider.endpoint() is None:
+            self._forget_client()  # the job ended (autostop, down elsewhere): a new one
         return self.up_if_not()
 
     def up_if_not(self) -> SageMakerCluster:

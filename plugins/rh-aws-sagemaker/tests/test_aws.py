@@ -194,3 +194,13 @@ def test_no_aws_cli_at_all(sm, tmp_path, monkeypatch):
     with pytest.raises(SessionManagerMissingError, match=r"`aws` is not on PATH: install the "
                        r"AWS CLI v2.*then install the Session Manager plugin"):
         rh.cluster("sm-test").client()
+
+
+def test_the_region_comes_from_rhs_config_when_not_given(moto, monkeypatch):
+    """``default_region`` of rh's config (here through RH_DEFAULT_REGION) over the profile's."""
+    monkeypatch.setenv("RH_DEFAULT_REGION", "eu-west-1")
+    assert rh.sagemaker_cluster(name="r1", role=ROLE).provider.aws.region == "eu-west-1"
+    given = rh.sagemaker_cluster(name="r2", role=ROLE, region="ap-south-1")
+    assert given.provider.aws.region == "ap-south-1"
+    monkeypatch.delenv("RH_DEFAULT_REGION")
+    assert rh.sagemaker_cluster(name="r3", role=ROLE).provider.aws.region == "us-east-1"

@@ -76,7 +76,8 @@ class SageMakerCluster(Cluster):
     use_spot: bool = False
     #: SageMaker stops the job after this long whatever happens (its MaxRuntimeInSeconds).
     max_runtime_hours: int = attrs.field(default=24, validator=_positive)
-    #: The AWS region (None: the profile's, or ``$AWS_DEFAULT_REGION``).
+    #: The AWS region (None: ``default_region`` of rh's config, else the profile's, or
+    #: ``$AWS_DEFAULT_REGION``).
     region: str | None = None
     #: A VPC for the job: both subnet IDs and security group IDs, or neither.
     subnets: list[str] | None = attrs.field(default=None, converter=_str_list_converter,

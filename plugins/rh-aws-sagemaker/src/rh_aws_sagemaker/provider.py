@@ -17,7 +17,7 @@ from rh_aws_sagemaker.aws import AWS
 from rh_aws_sagemaker.cluster import SageMakerCluster, sagemaker_cluster
 from rh_aws_sagemaker.errors import AWSError, JobFailedError, NameInUseError
 from rh_aws_sagemaker.roles import resolve_role
-from rh_core import wheelhouse
+from rh_core import user_config, wheelhouse
 from rh_core.errors import ConfigError
 from rh_core.paths import rh_home, write_private
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
@@ -52,7 +52,8 @@ class SageMakerProvider(ComputeProvider):
     @property
     def aws(self) -> AWS:
         if self._aws is None:
-            self._aws = AWS(self.cluster.profile, self.cluster.region)
+            region = self.cluster.region or user_config.value("default_region")
+            self._aws = AWS(self.cluster.profile, region)
         return self._aws
 
     @property

@@ -204,3 +204,13 @@ def test_the_region_comes_from_rhs_config_when_not_given(moto, monkeypatch):
     assert given.provider.aws.region == "ap-south-1"
     monkeypatch.delenv("RH_DEFAULT_REGION")
     assert rh.sagemaker_cluster(name="r3", role=ROLE).provider.aws.region == "us-east-1"
+
+
+def test_the_role_the_credentials_are(moto, profiles, monkeypatch):
+    """Credentials of an assumed-role session (as on a SageMaker notebook): the role itself."""
+    creds = boto3.client("sts").assume_role(RoleArn=ROLE_ARN,
+                                            RoleSessionName="notebook")["Credentials"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+    assert resolve_role(AWS(None, None), None, "plain") == ROLE_ARN

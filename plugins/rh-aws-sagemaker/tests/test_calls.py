@@ -120,4 +120,5 @@ def test_saved_and_loaded_by_name_finds_the_running_job(sm, capfd):
     assert rh.function(userfns.add).to(again)(2, 40) == 42
     shown = capfd.readouterr().err
     assert "creating training job" not in shown, shown
+    assert "syncing userpkg" not in shown, shown  # the code there is unchanged: not sent again
     again._forget_client()  # its own SSM session, killed here (the session's cluster keeps its own)

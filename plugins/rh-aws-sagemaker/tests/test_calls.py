@@ -81,7 +81,7 @@ def test_stream_logs_and_a_large_numpy_array(sm, capfd):
     assert doubled.shape == array.shape and np.array_equal(doubled, array * 2)
 
 
-def test_status_and_logs(sm):
+def test_status_and_logs(sm, standin, rh_home):
     rh.function(userfns.add).to(sm)
     status = sm.status()
     job = status["sagemaker"]
@@ -91,6 +91,10 @@ def test_status_and_logs(sm):
     log = sm.logs()  # from CloudWatch Logs
     assert "rh-node: rh installed in" in log
     assert "rh-node: rh server of sm-test answering on 127.0.0.1:" in log
+    token = sm.provider.token()  # the owner token is in no log, config or command line
+    ssm_log = (rh_home / "logs" / "ssm-sm-test.log").read_text()
+    assert token not in log and token not in ssm_log and token not in json.dumps(sm.config())
+    assert all(token not in " ".join(s["argv"]) for s in sessions(standin))
 
 
 def test_the_session_comes_back_after_its_process_dies(sm, standin):

@@ -214,3 +214,14 @@ def test_the_role_the_credentials_are(moto, profiles, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
     assert resolve_role(AWS(None, None), None, "plain") == ROLE_ARN
+
+
+def test_boto3_loads_only_when_a_cluster_talks_to_aws():
+    """Reading the registry (``rh plugins``, any ``rh`` command) and making a cluster record
+    do not import boto3 (~200 ms)."""
+    code = ("import sys, rh_core as rh\nfrom rh_core.plugin.registry import registry\n"
+            "registry().provider('sagemaker'); registry().connection_type('aws_ssm')\n"
+            "rh.sagemaker_cluster(name='x')\nprint('boto3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

@@ -41,7 +41,7 @@ TARGETS = {
     "k8s_latency": ("le_ratio", 1.3),
     "sm_bringup": ("le", 5.0),
     "sm_latency": ("le_ratio", 1.1),
-    "cold_start": ("le", 2.0),
+    "cold_start": ("le", 1.0),
     "redeploy": ("le", 0.100),
     "map": ("ge", 1000.0),
     "map_ray": ("ge_ratio", 1.0),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rh_core.errors import DataExistsError, DataNotFoundError, UnsafePathError
 from rh_core.transport import archive
+from rh_core.transport.staging import INCOMING, move_into_place, staged
 
 
 def node_path(raw) -> Path:
@@ -63,7 +64,7 @@ def ls(path: Path) -> list[dict]:
     out = []
     with os.scandir(path) as it:
         for e in it:
-            if archive.INCOMING in e.name:
+            if INCOMING in e.name:
                 continue  # a copy in progress, or left by one that was interrupted
             kind = "link" if e.is_symlink() else "dir" if e.is_dir() else "file"
             out.append({"name": e.name, "kind": kind,
@@ -100,7 +101,7 @@ def copy(path: Path, dest: Path, overwrite: bool) -> tuple[int, int]:
     base, entries = archive.walk(existing(path))
     folder = path.is_dir() and not path.is_symlink()
     into = dest if folder else dest.parent
-    with archive.staged(into, full=dest) as staging:
+    with staged(into, full=dest) as staging:
         for name, kind, _ in entries:
             src, to = base / name, staging / (name if folder else dest.name)
             if kind == "d":
@@ -109,7 +110,7 @@ def copy(path: Path, dest: Path, overwrite: bool) -> tuple[int, int]:
                 os.symlink(os.readlink(src), to)
             else:
                 shutil.copy2(src, to)
-        return archive.move_into_place(staging, into, overwrite)
+        return move_into_place(staging, into, overwrite)
 
 
 def remove(path: Path) -> bool:

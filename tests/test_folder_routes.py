@@ -18,6 +18,7 @@ from waiting import wait_until
 
 import rh_core as rh
 from rh_core.transport import archive
+from rh_core.transport.staging import INCOMING
 
 
 def _http(cluster) -> httpx.Client:
@@ -43,7 +44,7 @@ def _stream(members: dict[str, bytes], links: dict[str, str] | None = None) -> b
 
 
 def _nothing_left(folder) -> bool:
-    return not [p for p in folder.iterdir() if archive.INCOMING in p.name]
+    return not [p for p in folder.iterdir() if INCOMING in p.name]
 
 
 def test_a_tar_stream_goes_in_and_comes_back(local, tmp_path):

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from rh_core import errors
 from rh_core.resources.data import systems, transfer
 from rh_core.resources.data.places import ClusterPlace, LocalPlace, StoragePlace
-from rh_core.transport import archive
+from rh_core.transport.staging import move_into_place, staged
 
 #: About how much Arrow memory one part file holds.
 PART_BYTES = 128 << 20
@@ -80,9 +80,9 @@ def write(place, path: str, data: Any) -> list[str]:
         return names
     if local is not None:  # written beside the folder, then moved in
         dest = Path(local)
-        with archive.staged(dest) as staging:
+        with staged(dest) as staging:
             names = _write_parts(pq, data, staging)
-            archive.move_into_place(staging, dest, overwrite=False)
+            move_into_place(staging, dest, overwrite=False)
             return names
     tmp = Path(tempfile.mkdtemp(prefix="rh-table-"))
     try:

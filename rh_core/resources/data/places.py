@@ -17,6 +17,7 @@ from rh_core.resources.cluster import Cluster
 from rh_core.resources.data import systems
 from rh_core.transport import archive
 from rh_core.transport import folders as routes
+from rh_core.transport.staging import INCOMING, disk_full
 
 
 class LocalPlace:
@@ -50,7 +51,7 @@ class LocalPlace:
         out = []
         with os.scandir(path) as it:
             for e in it:
-                if archive.INCOMING in e.name:
+                if INCOMING in e.name:
                     continue
                 kind = "link" if e.is_symlink() else "dir" if e.is_dir() else "file"
                 out.append({"name": e.name, "kind": kind,
@@ -73,7 +74,7 @@ class LocalPlace:
         try:
             for target, data in targets.items():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{archive.INCOMING}",
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{INCOMING}",
                                            dir=target.parent)
                 try:
                     with os.fdopen(fd, "wb") as f:
@@ -85,7 +86,7 @@ class LocalPlace:
                     raise
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise archive.disk_full(Path(folder)) from None
+                raise disk_full(Path(folder)) from None
             raise
 
     def mkdir(self, path: str) -> None:

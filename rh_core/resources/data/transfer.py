@@ -27,6 +27,7 @@ from rh_core.resources.data.places import ClusterPlace, LocalPlace, StoragePlace
 from rh_core.resources.data.systems import storage_errors
 from rh_core.transport import archive
 from rh_core.transport import folders as routes
+from rh_core.transport.staging import disk_full, make_staging, move_into_place, staged
 
 
 def shares_files(cluster) -> bool:
@@ -47,11 +48,11 @@ def local_copy(src: str, dest: str, folder: bool, overwrite: bool = True,
     if not checked:
         archive.walk(Path(src), sizes=False)  # refuses a symlink pointing out
     into = Path(dest) if folder else Path(dest).parent
-    staging = archive.make_staging(into)
+    staging = make_staging(into)
     try:
         target = staging if folder else staging / Path(dest).name
         _cp(src, target, folder, into)
-        archive.move_into_place(staging, into, overwrite, count=False)
+        move_into_place(staging, into, overwrite, count=False)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -64,7 +65,7 @@ def _cp(src: str, target: Path, folder: bool, dest: Path) -> None:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             if "No space left" in proc.stderr or "quota exceeded" in proc.stderr.lower():
-                raise archive.disk_full(dest)
+                raise disk_full(dest)
             raise errors.TransferError(f"copying {src} to {dest} failed: {proc.stderr.strip()}")
         return
     try:
@@ -74,7 +75,7 @@ def _cp(src: str, target: Path, folder: bool, dest: Path) -> None:
             shutil.copy2(src, target, follow_symlinks=False)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise archive.disk_full(dest) from None
+            raise disk_full(dest) from None
         raise
 
 
@@ -150,11 +151,11 @@ def _to_here(src, src_path: str, dest: str, folder: bool, overwrite: bool) -> No
     if folder:
         routes.download(cluster.client(), info["path"], into, overwrite)
         return
-    tmp = archive.make_staging(into)  # fetched here under its own name, then renamed
+    tmp = make_staging(into)  # fetched here under its own name, then renamed
     try:
         routes.download(cluster.client(), info["path"], tmp, True)
         (tmp / os.path.basename(info["path"])).rename(tmp / os.path.basename(dest))
-        archive.move_into_place(tmp, into, overwrite)
+        move_into_place(tmp, into, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -180,7 +181,7 @@ def _put_storage(dst: StoragePlace, base: Path, entries: list, url: str, folder:
 
 def _get_storage(src: StoragePlace, url: str, dest: str, folder: bool, overwrite: bool) -> None:
     into = Path(dest) if folder else Path(dest).parent
-    with archive.staged(into) as staging:
+    with staged(into) as staging:
         with storage_errors(url):
             root = src.key(url)
             if folder:
@@ -191,7 +192,7 @@ def _get_storage(src: StoragePlace, url: str, dest: str, folder: bool, overwrite
                 src.fs.get(found, [str(staging / n) for n in names])
             else:
                 src.fs.get_file(root, str(staging / Path(dest).name))
-        archive.move_into_place(staging, into, overwrite)
+        move_into_place(staging, into, overwrite)
 
 
 def _within_storage(place: StoragePlace, src_url: str, dst_url: str, folder: bool,

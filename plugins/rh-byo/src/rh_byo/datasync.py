@@ -16,7 +16,7 @@ from pathlib import Path
 from rh_byo.errors import NO_SPACE, SSHError, disk_full_error
 from rh_byo.ssh import SSHNode
 from rh_core.errors import ConfigError
-from rh_core.transport import archive
+from rh_core.transport.staging import disk_full
 
 #: rsync's options for data: archive mode, and partial files kept aside to resume.
 OPTIONS = ["-a", "--partial-dir=.rh-partial"]
@@ -41,7 +41,7 @@ def _rsync(node: SSHNode, source: str, dest: str, where: str, extra: list[str] =
     if NO_SPACE in proc.stderr:
         if where == "node":
             raise disk_full_error(node, f"copying to {dest.split(':', 1)[-1]}")
-        raise archive.disk_full(Path(dest))
+        raise disk_full(Path(dest))
     if proc.returncode == 255 or "connection unexpectedly closed" in proc.stderr:
         raise node._explain(255, proc.stderr)
     raise SSHError(f"rsync between this machine and {node.target} failed: "

@@ -118,12 +118,13 @@ def stream_and_get(request_id=None, log_path=None, tail=None, follow=True, outpu
     fn, args = load()["requests"][request_id]
     if output_stream is not None and fn in ("launch", "stop", "down"):
         name = args["cluster_name"]
-        lines = {"launch": [f"Considered resources (1 node): {args['task']['resources']}",
-                            '<sky-payload>"<rich_update>[bold cyan]Launching[/] '
-                            f'{name}</rich_update>"</sky-payload>',
-                            f"\x1b[32m✓ Cluster launched: {name}.\x1b[0m"],
-                 "stop": [f"Stopping cluster {name}..."],
-                 "down": [f"Terminating cluster {name}...done."]}[fn]
+        if fn == "launch":
+            lines = [f"Considered resources (1 node): {args['task']['resources']}",
+                     '<sky-payload>"<rich_update>[bold cyan]Launching[/] '
+                     f'{name}</rich_update>"</sky-payload>',
+                     f"\x1b[32m✓ Cluster launched: {name}.\x1b[0m"]
+        else:
+            lines = [f"{'Stopping' if fn == 'stop' else 'Terminating'} cluster {name}...done."]
         for line in lines:
             output_stream.write(line + "\n")
         output_stream.flush()

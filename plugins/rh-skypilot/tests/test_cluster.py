@@ -8,10 +8,10 @@ rh's own stores (the session's private rh home) and the plugin's shipped configs
 from __future__ import annotations
 
 import pytest
+from rh_skypilot.cluster import OnDemandCluster
 
 import rh_core as rh
 from rh_core.errors import ConfigError
-from rh_skypilot.cluster import OnDemandCluster
 
 
 def test_factory_and_the_seeds_form_make_the_same_cluster():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rh_byo import ssh_config
+from rh_byo.errors import SSHError
 from rh_byo.provider import BYOProvider
 from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import SSHNode
@@ -194,6 +195,7 @@ class OnDemandProvider(BYOProvider):
         if c.dryrun:
             raise ConfigError(f"cluster {name!r} was made with dryrun=True: it launches nothing. "
                               f"Make it without dryrun to bring it up")
+        spec.to_task(c)  # a bad cloud, region or instance type fails before SkyPilot is asked
         steps = Steps(name)
         with steps.step("asking SkyPilot for the cluster's status"):
             record = self.record()
@@ -242,6 +244,20 @@ class OnDemandProvider(BYOProvider):
             return None
         return BYOProvider.endpoint(self)
 
+    def sync_code(self, local_root: str) -> str:
+        """The code root to every node (rh-byo's sync), the cluster brought up first: its nodes
+        are known once SkyPilot has launched them."""
+        self.cluster.client()
+        return BYOProvider.sync_code(self, local_root)
+
+    def copy_to(self, local_path: str, remote_path: str, folder: bool) -> bool:
+        self.cluster.client()
+        return BYOProvider.copy_to(self, local_path, remote_path, folder)
+
+    def copy_from(self, remote_path: str, local_path: str, folder: bool) -> bool:
+        self.cluster.client()
+        return BYOProvider.copy_from(self, remote_path, local_path, folder)
+
     # ------------------------------------------------------------------ stop, down
 
     def stop(self) -> None:
@@ -252,6 +268,7 @@ class OnDemandProvider(BYOProvider):
             raise SkyPilotError(f"SkyPilot has no cluster named {name!r} to stop (never "
                                 f"launched, or torn down): c.up() launches it")
         self._check_ours(record)
+        self._stop_server(record)
         with Steps(name).step("stopping the nodes through SkyPilot") as s:
             _call("stopping", name, lambda: self.sky.stream_and_get(
                 self.sky.stop(name), output_stream=LineStream(s["show"])))
@@ -264,10 +281,11 @@ class OnDemandProvider(BYOProvider):
 
         name = self.cluster.short_name
         record = self.record()
-        self._forget_nodes()
         if record is None:
+            self._forget_nodes()
             return
         self._check_ours(record)
+        self._stop_server(record)
         with Steps(name).step("tearing the nodes down through SkyPilot") as s:
             try:
                 self.sky.stream_and_get(self.sky.down(name), output_stream=LineStream(s["show"]))
@@ -278,6 +296,17 @@ class OnDemandProvider(BYOProvider):
                 if err is e:
                     raise
                 raise err from None
+
+    def _stop_server(self, record: Any) -> None:
+        """Stop rh's server (and Ray) cleanly before SkyPilot stops or terminates the nodes;
+        a node that does not answer is left to SkyPilot."""
+        if status_name(record) == UP and field(record, "handle") is not None:
+            try:
+                self._use_record(record)
+                BYOProvider.down(self)
+            except (SSHError, ConnectionFailedError):
+                pass
+        self._forget_nodes()
 
     def keep_warm(self, mins: int) -> None:
         """New autostop minutes: SkyPilot's part at once; the server's idle rule with its next

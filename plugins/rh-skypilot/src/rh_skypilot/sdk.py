@@ -52,7 +52,7 @@ def field(record: Any, key: str, default: Any = None) -> Any:
 
 _PAYLOAD = re.compile(r"<sky-payload>(.*?)</sky-payload>")
 _RICH = re.compile(r"<rich_(?:init|update|start)>(.*?)</rich_\w+>", re.S)
-_MARKUP = re.compile(r"\[/?[a-z ]+\]|\x1b\[[0-9;]*[A-Za-z]")
+_MARKUP = re.compile(r"\[/?[a-z ]*\]|\x1b\[[0-9;]*[A-Za-z]")
 
 
 def plain(line: str) -> str | None:

@@ -61,11 +61,15 @@ def save(state: dict) -> None:
     tmp.replace(p)
 
 
-def configure(nodes: list[dict], fail: dict | None = None) -> None:
+def configure(nodes: list[dict] | None = None, fail: dict | None = None,
+              no_credentials: bool = False) -> None:
     """Set the hosts launched clusters get (``{"host", "port", "user", "key"}`` each; the
-    first is every cluster's head) and scripted failures; keeps recorded calls."""
+    first is every cluster's head), scripted failures, and whether status records lack SSH
+    credentials (as SkyPilot's do when it lost the cluster's key); keeps recorded calls."""
     state = load()
-    state["nodes"], state["fail"] = nodes, dict(fail or {})
+    if nodes is not None:
+        state["nodes"] = nodes
+    state["fail"], state["no_credentials"] = dict(fail or {}), no_credentials
     save(state)
 
 
@@ -243,7 +247,8 @@ def _record(cluster: dict, credentials: bool) -> dict:
 def _do_status(args: dict):
     state = load()
     names = args["cluster_names"]
-    return [_record(c, args["include_credentials"]) for n, c in state["clusters"].items()
+    credentials = args["include_credentials"] and not state.get("no_credentials")
+    return [_record(c, credentials) for n, c in state["clusters"].items()
             if names is None or n in names]
 
 

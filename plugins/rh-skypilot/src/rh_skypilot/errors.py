@@ -40,6 +40,8 @@ def explain(e: BaseException, cluster: str, doing: str) -> BaseException:
     cluster ``cluster``; the exception itself when it is not SkyPilot's."""
     from sky import exceptions as sx  # SkyPilot's exceptions: the stand-in raises them too
 
+    if isinstance(e, RhError):
+        return e
     why = reason(e)
     if isinstance(e, sx.NoCloudAccessError):
         return NoCloudError(
@@ -70,8 +72,10 @@ def explain(e: BaseException, cluster: str, doing: str) -> BaseException:
             f"{doing} {cluster!r}: SkyPilot's cluster of this name has other resources than "
             f"the ones asked for ({why}). Bring it down first (c.down()) to launch it anew, or "
             f"ask for what it has")
-    if isinstance(e, ValueError) and "infra" in why.lower():
-        return ConfigError(f"{doing} {cluster!r}: {why}. Check provider=, region= and zone=")
+    if isinstance(e, ValueError):  # SkyPilot's word on a cloud, region, zone or type it lacks
+        return ConfigError(f"{doing} {cluster!r}: SkyPilot refuses the request: {why}. Check "
+                           f"provider=, region=, zone= and instance_type= (`sky check` lists "
+                           f"the enabled clouds)")
     if type(e).__module__.startswith("sky"):
         return SkyPilotError(f"{doing} {cluster!r} failed in SkyPilot: {why}")
     return e

@@ -26,13 +26,15 @@ FIRST_WAIT_S = 1200
 GRACE_S = 120
 
 
-def watcher_script(cluster_dir: str, first_wait: int = FIRST_WAIT_S, grace: int = GRACE_S,
-                   period: float = 5) -> str:
+def watcher_script(cluster_dir: str, first_wait: int | None = None, grace: int | None = None,
+                   period: int = 5) -> str:
     """The shell script of the cluster's SkyPilot job. On the head node (SkyPilot's node rank
     0; the other nodes' part ends at once) it records its PID in ``watcher.pid``, waits up to
     ``first_wait`` seconds for the server's record (``server.json``), then checks every
     ``period`` seconds that the recorded server's PID lives; when none has lived for ``grace``
-    seconds it exits 0."""
+    seconds it exits 0 (defaults: :data:`FIRST_WAIT_S`, :data:`GRACE_S`)."""
+    first_wait = FIRST_WAIT_S if first_wait is None else first_wait
+    grace = GRACE_S if grace is None else grace
     d = cluster_dir.replace("~", "$HOME", 1) if cluster_dir.startswith("~") else cluster_dir
     return f"""\
 if [ "${{SKYPILOT_NODE_RANK:-0}}" != "0" ]; then exit 0; fi
@@ -46,7 +48,7 @@ while true; do
     waited=0
     limit={grace}
   else
-    waited=$((waited + {int(period)}))
+    waited=$((waited + {period}))
     if [ "$waited" -ge "$limit" ]; then
       echo "rh: no rh server on this node for $waited s: the cluster is idle for SkyPilot now"
       rm -f {d}/watcher.pid

@@ -27,9 +27,9 @@ def _nodes(inst, attr, value):
 
 
 def _autostop(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                              or (value < 1 and value != -1)):
-        raise ConfigError(f"autostop_mins is minutes of idleness (1 or more), -1 for never, or "
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or (value <= 0 and value != -1)):
+        raise ConfigError(f"autostop_mins is minutes of idleness (above 0), -1 for never, or "
                           f"None for the config's default_autostop; got {value!r}")
 
 
@@ -75,7 +75,7 @@ class OnDemandCluster(BYOCluster):
     open_ports: list = attrs.field(factory=list, converter=lambda v: list(v or []))
     #: Minutes without a call before the cluster stops (-1: never; None: the config's
     #: ``default_autostop``); see docs/clusters/ondemand.md for how rh and SkyPilot share it.
-    autostop_mins: int | None = attrs.field(default=None, validator=_autostop)
+    autostop_mins: float | None = attrs.field(default=None, validator=_autostop)
     #: The VPC to launch in (AWS and GCP).
     vpc_name: str | None = None
     #: Take over a SkyPilot cluster of this name that rh did not launch (default: refuse).
@@ -111,7 +111,7 @@ class OnDemandCluster(BYOCluster):
         return bool(user_config.value("use_spot") if self.use_spot is None else self.use_spot)
 
     @property
-    def autostop(self) -> int:
+    def autostop(self) -> float:
         """Minutes of idleness before the cluster stops, -1 for never (``autostop_mins``, else
         the config's ``default_autostop``)."""
         return user_config.value("default_autostop") if self.autostop_mins is None else self.autostop_mins

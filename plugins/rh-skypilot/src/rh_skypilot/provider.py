@@ -162,14 +162,14 @@ class OnDemandProvider(BYOProvider):
     def server_args(self) -> list[str]:
         """rh's idle rule: the server stops itself after the cluster's autostop minutes."""
         mins = self.cluster.autostop
-        return ["--autostop-mins", str(mins)] if mins >= 0 else []
+        return ["--autostop-mins", f"{mins:g}"] if mins > 0 else []
 
     def launch(self, steps: Steps, record: Any = None, fast: bool = False) -> Any:
         """``sky.launch`` of the cluster's task (its log shown as the step's lines); returns
         SkyPilot's record of the cluster, UP."""
         c, name = self.cluster, self.cluster.short_name
         task = spec.to_task(c, run=autostop.watcher_script(self.cluster_dir))
-        idle = autostop.SKY_IDLE_MINUTES if c.autostop >= 0 else None
+        idle = autostop.SKY_IDLE_MINUTES if c.autostop > 0 else None
         verb = ("submitting rh's watcher job" if fast else
                 "starting the stopped nodes" if status_name(record) == STOPPED else
                 f"launching {c.num_nodes} node(s)")
@@ -204,7 +204,7 @@ class OnDemandProvider(BYOProvider):
         if launched:
             record = self.launch(steps, record)
         self._use_record(record)
-        if not launched and c.autostop >= 0 and not self.watcher_running():
+        if not launched and c.autostop > 0 and not self.watcher_running():
             # The server stopped for idleness and its watcher with it: SkyPilot would stop the
             # nodes under a new server. A new watcher job first.
             record = self.launch(steps, record, fast=True)
@@ -220,7 +220,7 @@ class OnDemandProvider(BYOProvider):
 
     def _apply_autostop(self, record: Any) -> None:
         """SkyPilot's autostop as the cluster wants it, when its record says otherwise."""
-        wanted = autostop.SKY_IDLE_MINUTES if self.cluster.autostop >= 0 else -1
+        wanted = autostop.SKY_IDLE_MINUTES if self.cluster.autostop > 0 else -1
         have = field(record, "autostop")
         if have is None or (have < 0 and wanted < 0) or have == wanted:
             return

@@ -46,6 +46,7 @@ from den_benchmarks import bench_den
 from kubernetes_benchmarks import bench_kubernetes
 from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
+from skypilot_benchmarks import bench_skypilot
 
 # ============================================================================= report
 
@@ -246,6 +247,8 @@ def main(argv=None) -> int:
             keys=["den_load", "den_auth", "den_concurrency_p99", "den_concurrency_failures"])
         run("Kubernetes cluster through the port-forward", needs_cluster(bench_kubernetes), ctx,
             sizes["calls"], keys=["k8s_latency"])
+        run("on-demand cluster on a node SkyPilot reports UP", needs_cluster(bench_skypilot),
+            ctx, keys=["sky_bringup", "sky_warm"])
     finally:
         if cluster is not None:
             try:

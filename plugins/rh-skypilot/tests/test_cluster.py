@@ -80,6 +80,7 @@ def test_saved_cluster_loads_by_name():
     ({"name": "ok", "server_connection_type": "paramiko"}, "one of \\['ssh', 'tls', 'none'\\]"),
     ({"name": "ok", "ips": ["1.2.3.4"]}, "gets its addresses from SkyPilot"),
     ({"name": "ok", "gpus": 1}, "bad argument for an on-demand cluster.*known:"),
+    ({"name": "ok", "image_id": "docker:ubuntu"}, "container images are not supported yet"),
 ])
 def test_bad_fields_are_refused_at_construction(fields, message):
     with pytest.raises(ConfigError, match=message):

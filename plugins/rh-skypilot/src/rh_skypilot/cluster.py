@@ -95,6 +95,11 @@ class OnDemandCluster(BYOCluster):
                 f"digit, at most {MAX_NAME} characters (e.g. 'rh-a10')")
         if self.cloud is not None:
             self.cloud = str(self.cloud).lower()
+        if self.image_id and str(self.image_id).startswith("docker:"):
+            raise ConfigError(f"image_id={self.image_id!r}: container images are not supported "
+                              f"yet (SkyPilot runs the task inside the container, which rh's "
+                              f"SSH login does not reach); give a VM image, or install what you "
+                              f"need with rh.env(reqs=[...])")
         if self.server_connection_type != "ssh" and self.server_port is None:
             self.server_port = DIRECT_PORT
         # The translation checks its own fields: a bad instance_type or port fails here, at

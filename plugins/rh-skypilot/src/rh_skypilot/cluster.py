@@ -10,6 +10,8 @@ from rh_byo.cluster import BYOCluster
 
 from rh_core import user_config
 from rh_core.errors import ConfigError
+from rh_core.names import resolve
+from rh_core.resources.base import load
 
 #: A name SkyPilot takes for a cluster (and clouds for the instances named after it).
 NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
@@ -103,7 +105,7 @@ class OnDemandCluster(BYOCluster):
         if self.server_connection_type != "ssh" and self.server_port is None:
             self.server_port = DIRECT_PORT
         # The translation checks its own fields: a bad instance_type or port fails here, at
-        # construction, not at launch.
+        # construction, not at launch (spec imports this module for its types: imported here).
         from rh_skypilot import spec
 
         spec.instance_kwargs(self.instance_type)
@@ -183,8 +185,6 @@ def ondemand_cluster(name: str | None = None, instance_type: str | None = None,
     """
     if name is not None and instance_type is None and provider is None and not fields and \
             _saved(name):
-        from rh_core.resources.base import load
-
         loaded = load(name)
         if not isinstance(loaded, OnDemandCluster):
             raise ConfigError(f"{name!r} is a {loaded.subtype or loaded.resource_type} cluster, "
@@ -211,6 +211,4 @@ def ondemand_cluster(name: str | None = None, instance_type: str | None = None,
 
 
 def _saved(name: str) -> bool:
-    from rh_core.names import resolve
-
     return resolve.exists(name)

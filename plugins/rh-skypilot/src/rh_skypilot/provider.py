@@ -277,7 +277,7 @@ class OnDemandProvider(BYOProvider):
     def down(self) -> None:
         """``sky.down``: the nodes are terminated. Nothing to do (and no error) when SkyPilot
         has no such cluster."""
-        from sky import exceptions
+        from sky import exceptions  # SkyPilot takes seconds to import: only when it is called
 
         name = self.cluster.short_name
         record = self.record()

@@ -17,6 +17,8 @@ import os
 import re
 from typing import Any, Callable
 
+from rh_core.errors import ConfigError
+
 #: The SDK functions rh calls.
 FUNCTIONS = ("launch", "status", "stop", "down", "autostop", "get", "stream_and_get")
 ENV = "RH_SKYPILOT_SDK"
@@ -28,8 +30,6 @@ def sdk():
     module = importlib.import_module(os.environ.get(ENV) or "sky")
     missing = [f for f in FUNCTIONS if not callable(getattr(module, f, None))]
     if missing:
-        from rh_core.errors import ConfigError
-
         raise ConfigError(f"{module.__name__} (from {ENV}) lacks the SkyPilot functions "
                           f"{missing}")
     return module
@@ -38,7 +38,7 @@ def sdk():
 def refresh_mode(refresh: bool):
     """SkyPilot's ``StatusRefreshMode`` for ``refresh``: FORCE asks the clouds, NONE reads
     SkyPilot's own table."""
-    from sky.utils import common
+    from sky.utils import common  # SkyPilot takes seconds to import: only when it is called
 
     return common.StatusRefreshMode.FORCE if refresh else common.StatusRefreshMode.NONE
 

@@ -126,7 +126,7 @@ def to_task(cluster: OnDemandCluster, run: str | None = None):
     the nodes, the resources of :func:`resources_kwargs`, ``vpc_name`` as the cloud's
     ``config:`` entry, and the command SkyPilot runs as the cluster's job (rh's watcher, see
     :mod:`rh_skypilot.autostop`)."""
-    import sky
+    import sky  # see to_resources
 
     to_resources(cluster)  # SkyPilot's refusals, said as rh says them
     config: dict[str, Any] = {"name": f"rh-{cluster.short_name}", "num_nodes": cluster.num_nodes,

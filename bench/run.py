@@ -153,7 +153,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a short run (fewer calls and repeats)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--only", metavar="KEYS", default=None,
+                   help="run only the benchmarks giving these figures (comma-separated keys of "
+                        "bench/common.py's TARGETS, e.g. latency,run_async,concurrency)")
     args = p.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+    if only and not only <= set(TARGETS):
+        p.error(f"unknown figure keys {sorted(only - set(TARGETS))}; known: {', '.join(TARGETS)}")
     sizes = SIZES["quick" if args.quick else "default"]
 
     # Let SIGTERM unwind through the finally blocks, so every server started here is stopped.
@@ -172,6 +178,8 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
 
     def run(label: str, fn, *a, keys: list[str]) -> None:
+        if only is not None and not only & set(keys):
+            return
         print(f"… {label}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:

@@ -27,6 +27,7 @@ from rh_server.access_log import AccessLog
 from rh_server.auth import Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.grants import GrantsAuth, TokenStore
+from rh_server.idle import Idle
 from rh_server.objects import ObjectStore
 from rh_server.routes import admin as admin_routes
 from rh_server.routes import calls as call_routes
@@ -57,6 +58,7 @@ class App:
     objects: ObjectStore
     dispatch: Dispatcher
     access: AccessLog
+    idle: Idle
 
     async def __call__(self, scope, receive, send):
         await self.asgi(scope, receive, send)
@@ -79,6 +81,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     runs = RunStore()
     objects = ObjectStore()
     dispatch = Dispatcher(served, runs, objects)
+    idle = Idle(dispatch.active)
     if access_log:
         ctx.settings["access_log"] = str(state_dir / "access.log")
     access = AccessLog(state_dir / "access.log" if access_log else None, auth.fronted)
@@ -87,7 +90,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     # Order matters where paths overlap: /runs/{key}, /auth/tokens and /folder/... before
     # /{name}/{method}.
     routes = [
-        *admin_routes.routes(auth, ctx),
+        *admin_routes.routes(auth, ctx, idle),
         *run_routes.routes(auth, runs, dispatch.active),
         *object_routes.routes(auth, objects, ctx, limits),
         *folder_routes.routes(auth, ctx, limits),
@@ -108,6 +111,9 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
             return
         started = time.perf_counter()
         status = 500
+        working = scope["path"] != "/health"  # the idle rule: a health poll is not work
+        if working:
+            idle.enter()
 
         async def send_and_note(message):
             nonlocal status
@@ -128,9 +134,11 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
             else:
                 await router(scope, receive, send_and_note)
         finally:
+            if working:
+                idle.leave()
             access.write(scope, status, started)
 
-    return App(asgi, routes, auth, served, runs, objects, dispatch, access)
+    return App(asgi, routes, auth, served, runs, objects, dispatch, access, idle)
 
 
 def here_env(ctx: ServerContext, worker_token: str) -> dict:

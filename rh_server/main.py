@@ -28,6 +28,7 @@ from rh_core.paths import rh_home, write_private
 from rh_core.plugin.interfaces import ServerContext
 from rh_core.plugin.registry import get_plugin_manager
 from rh_core.transport import shm
+from rh_server import idle
 from rh_server.app import build_app
 from rh_server.web import Limits
 
@@ -60,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="requests with invalid tokens one address may send in a minute before "
                         "it gets 429 (default $RH_AUTH_FAILURES_PER_MINUTE or "
                         f"{default.auth_failures_per_minute})")
+    p.add_argument("--autostop-mins", type=float, default=None, metavar="MINUTES",
+                   help="stop the server (exit code 0) after this many minutes without a call "
+                        "running or a request but /health; -1 or 0: never (the default)")
     p.add_argument("--no-access-log", action="store_true",
                    help="keep no access log (by default one JSON line per request goes to "
                         "$RH_HOME/server/<name>/access.log)")
@@ -119,6 +123,11 @@ def main(argv=None) -> None:
             ctx.settings[key] = json.loads(value)
         except ValueError:
             sys.exit(f"rh server: --setting {key} is not valid JSON")
+    mins = args.autostop_mins if args.autostop_mins is not None else ctx.settings.get(
+        "autostop_mins")
+    if isinstance(mins, bool) or not isinstance(mins, (int, float, type(None))):
+        sys.exit("rh server: autostop_mins must be a number of minutes")
+    ctx.settings["autostop_mins"] = mins if mins is not None and mins > 0 else None
     proxy = ctx.settings.get("caddy")
     if isinstance(proxy, dict) and not _loopback(str(proxy.get("host") or "127.0.0.1")) \
             and not args.den_auth:
@@ -152,6 +161,10 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
         loop.add_signal_handler(sig, stop.set)
     app.dispatch.spawn(app.served.restore())
     app.dispatch.spawn(app.access.flush_every())
+    if ctx.settings.get("autostop_mins"):
+        app.dispatch.spawn(idle.autostop(
+            app.idle, ctx.settings["autostop_mins"], stop,
+            lambda seconds: pm.hook.rh_server_idle(server=ctx, idle_seconds=seconds)))
     if record:
         write_private(Path(record), json.dumps({
             "pid": os.getpid(), "host": ctx.host, "port": ctx.port, "version": __version__,

@@ -5,6 +5,7 @@ renaming a served class; and run_async on every call. On the real local cluster.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -105,3 +106,45 @@ def test_run_async_on_every_call(local):
         return [i async for i in counter.countdown(3, run_async=True)]
 
     assert asyncio.run(collect()) == [3, 2, 1]
+
+
+def test_awaited_calls_share_the_loop_and_run_concurrently(local):
+    """Awaited calls go out on the event loop's own connections (no thread each): many at once
+    on one loop meet on the cluster, errors arrive with their remote type, a large argument takes
+    the threaded path, and a cancelled call is cancelled on the cluster too."""
+    meet = rh.function(userfns.meet).to(local)
+    boom = rh.function(userfns.boom).to(local)
+    echo = rh.function(userfns.echo).to(local)
+    wait = rh.function(userfns.wait_for_file).to(local)
+
+    async def go():
+        met = await asyncio.gather(*(meet(3, "awaited-meet", run_async=True) for _ in range(3)))
+        with pytest.raises(ValueError, match="bad x 1"):
+            await boom(1, run_async=True)
+        big = b"x" * (3 << 20)
+        assert await echo(big, run_async=True) == big
+        again = await asyncio.gather(*(echo(i, run_async=True) for i in range(20)))
+        task = asyncio.ensure_future(wait("/nonexistent/never", 30, run_async=True))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return met, again
+
+    met, again = asyncio.run(go())
+    assert met == ["awaited-meet"] * 3 and again == list(range(20))
+    for _ in range(100):  # the server saw the connection close and cancelled the call
+        listed = [r for r in local.runs() if r["name"] == "wait_for_file"]
+        if listed and listed[-1]["status"] == "cancelled":
+            break
+        time.sleep(0.1)
+    assert listed[-1]["status"] == "cancelled"
+
+
+def test_awaited_call_brings_a_stopped_local_server_back(own_cluster):
+    """Nothing could be sent on the loop (the server is gone): the threaded path starts it
+    again and the call is answered."""
+    add = rh.function(userfns.add).to(own_cluster)
+    assert asyncio.run(add(1, 2, run_async=True)) == 3
+    own_cluster.provider.down()
+    assert asyncio.run(add(2, 3, run_async=True)) == 5

@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -199,6 +201,51 @@ def test_hook_rh_server_shutdown(tp_cluster, marker):
     tp_cluster.up_if_not()
     tp_cluster.down()
     assert f"shutdown {tp_cluster.name}" in marker.read_text()
+
+
+def test_hook_rh_server_idle(testplugin, rh_home, marker):
+    """The idle rule end to end on a real server: a cluster whose provider has ``autostop_mins``
+    keeps its server while a call runs and while /health is polled, then the server calls
+    ``rh_server_idle`` and stops itself (shutdown hook, record removed, exit code 0)."""
+    c = rh.cluster(name="tp-idle", provider="testprov", autostop_mins=0.05)  # 3 s
+    try:
+        c.up_if_not()
+        f = rh.function(userfns.sleep_then).to(c)
+        assert f("kept", 4.5) == "kept"  # longer than the limit: a running call is work
+        assert c.is_up()
+        base = c.client().info.base_url
+        health = httpx.get(f"{base}/health").json()
+        assert health["autostop_mins"] == 0.05 and health["calls_running"] == 0
+        assert 0 <= health["idle_seconds"] < 3
+        pid = json.loads(c.provider.record_path.read_text())["pid"]
+        for _ in range(200):  # polling /health is not work: it does not keep the server up
+            if not c.provider.endpoint():
+                break
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        assert not c.is_up() and not c.provider.record_path.exists()
+        text = marker.read_text()
+        idle = [line for line in text.splitlines() if line.startswith("idle tp-idle ")]
+        assert len(idle) == 1 and float(idle[0].split()[-1]) >= 3
+        assert text.index(idle[0]) < text.index("shutdown tp-idle")
+        assert "idle for" in c.provider.log_path.read_text()
+        assert _exit_code(pid) == 0
+    finally:
+        c.down()
+
+
+def _exit_code(pid: int, timeout: float = 15.0) -> int:
+    """The exit code of the server ``pid``, a child of this process (the local provider's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    raise AssertionError(f"server {pid} still runs {timeout} s after its record went")
 
 
 def test_hook_rh_server_auth_check(testplugin, rh_home):

@@ -40,8 +40,10 @@ def test_post_json_forms(http):
 def test_health_needs_no_token_and_names_version(http, rh_home):
     record = json.loads((rh_home / "clusters" / "local" / "server.json").read_text())
     body = http.get("/health").json()
+    idle = body.pop("idle_seconds")
     assert body == {"status": "ok", "version": rh.__version__, "pid": record["pid"],
-                    "cluster": "local"}
+                    "cluster": "local", "calls_running": 0, "autostop_mins": None}
+    assert isinstance(idle, float) and idle >= 0
 
 
 def test_unknown_function_is_404_naming_it(http):

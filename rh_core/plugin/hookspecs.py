@@ -145,6 +145,17 @@ def rh_server_shutdown(server: ServerContext) -> None:
     """
 
 
+@hookspec
+def rh_server_idle(server: ServerContext, idle_seconds: float) -> None:
+    """Called once when the server stops itself after ``--autostop-mins`` without work (no call
+    running, no request but ``/health``), before it stops.
+
+    The server then stops as on SIGTERM (``rh_server_shutdown`` follows) and exits with code 0.
+    A plugin whose node must do more than lose its server (end a cloud job, stop a VM) does it
+    here. Exceptions are logged and ignored: the server stops anyway.
+    """
+
+
 @hookspec(firstresult=True)
 def rh_server_auth_check(
     token: str | None, resource: str, access: AccessLevel, server: ServerContext

@@ -147,6 +147,8 @@ class RemoteCallable:
             items = client.call(name, method, args, kwargs, generator=True, timeout=timeout)
             return _aiter(items) if wait else items
         if wait:
+            if not logs and timeout is None:  # the lean path: no thread for a small call
+                return client.call_awaitable(name, method, args, kwargs)
             return run_async_call(client.call, name, method, args, kwargs, stream_logs=logs,
                                   timeout=timeout)
         return client.call(name, method, args, kwargs, stream_logs=logs, timeout=timeout)

@@ -72,18 +72,25 @@ class Cluster(Resource):
         return {"tls": 443, "none": 80}.get(self.server_connection_type, 32300)
 
     def server_settings(self) -> dict[str, Any]:
-        """Settings for plugins' server hooks, which providers pass to ``rh_server`` as
-        ``--setting KEY=JSON``: ``den`` (the store that judges tokens, and the cluster's ``@``
-        name there) when ``den_auth`` is on and a store is known."""
+        """Settings for the server and plugins' server hooks, which providers pass to
+        ``rh_server`` as ``--setting KEY=JSON``: ``autostop_mins`` (the server's idle rule) when
+        the cluster's provider has that field and it is above 0; ``den`` (the store that judges
+        tokens, and the cluster's ``@`` name there) when ``den_auth`` is on and a store is
+        known."""
+        settings: dict[str, Any] = {}
+        mins = getattr(self, "autostop_mins", None)
+        if isinstance(mins, (int, float)) and not isinstance(mins, bool) and mins > 0:
+            settings["autostop_mins"] = mins
         if not self.den_auth:
-            return {}
+            return settings
         url, user = self.den_url or shared.store_url(), shared.logged_in_user()
         address = self.rns_address or ""
         name = address[2:] if address.startswith("@/") else (
             f"{user}/{self.short_name}" if user and self.short_name else None)
-        if not url or not name:
-            return {}
-        return {"den": {"url": url, "cluster": name, "cache_seconds": self.den_cache_seconds}}
+        if url and name:
+            settings["den"] = {"url": url, "cluster": name,
+                               "cache_seconds": self.den_cache_seconds}
+        return settings
 
     @property
     def fronted(self) -> bool:

@@ -3,12 +3,14 @@ rebuilt by :mod:`rh_core.transport.remote_errors`)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import secrets
 import ssl
 import sys
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 from urllib.parse import urlencode
 
 import httpx
@@ -223,10 +225,41 @@ class Client(Management):
             for _ in self._stream(name, method, parts, params, holder, names, timeout):
                 pass
             return holder.get("result")
+        return self._plain(name, method, parts, params, names, timeout)
+
+    def _plain(self, name, method, parts, params, names, timeout) -> Any:
         try:
-            return wire.loads_pickle(self.post(name, method, parts, params, timeout), shm=shm)
+            return wire.loads_pickle(self.post(name, method, parts, params, timeout),
+                                     shm=self.info.shm_dir)
         finally:
             self._done(names)
+
+    def call_awaitable(self, name: str, method: str, args=(), kwargs=None) -> Awaitable:
+        """What ``f(..., run_async=True)`` returns for a plain call: the arguments pickled now
+        (in the caller's context), and an awaitable of the result. A small body goes out on the
+        running event loop's own connection, with no thread between; a large one (or one with
+        references to results or shared buffers) from a worker thread, as do calls made where
+        no loop runs yet or whose server must first be brought back."""
+        shm = self.info.shm_dir
+        names: list[str] = []
+        parts, refs = self._body(args, kwargs or {}, names if shm else None)
+        params = {"rh_refs": ",".join(refs)} if refs else {}
+        total = sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in parts)
+        threaded = functools.partial(self._plain, name, method, parts, params, names, None)
+        if refs or names or total >= BIG:
+            return asyncio.to_thread(threaded)
+        return self._on_loop(name, method, b"".join(parts), threaded)
+
+    async def _on_loop(self, name: str, method: str, body: bytes, threaded) -> Any:
+        try:
+            answer = await self.lean.apost(self._path(name, method), body)
+        except lean.Refused:  # nothing was sent: the threaded path brings the server back
+            return await asyncio.to_thread(threaded)
+        except lean.Dropped as e:
+            raise self._dropped(e) from None
+        if answer.status >= 400:
+            raise rebuild_error(_payload(answer.body), answer.status, self.cluster_name)
+        return wire.loads_pickle(answer.body, shm=self.info.shm_dir)
 
     def _stream(self, name, method, parts, params, holder: dict, names: list[str],
                 timeout: float | None = None, raw_result: bool = False) -> Iterator[Any]:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from rh_core import __version__
 from rh_core.plugin import AccessLevel, ServerContext
 from rh_server.auth import Auth
+from rh_server.idle import Idle
 from rh_server.web import HTTPProblem, JSONRoute, bad_request, check_name, flag, guarded, read_body
 
 log = logging.getLogger("rh_server")
@@ -24,13 +25,15 @@ MAX_GRANT_BYTES_MB = 1
 MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
-def routes(auth: Auth, ctx: ServerContext) -> list[JSONRoute]:
+def routes(auth: Auth, ctx: ServerContext, idle: Idle) -> list[JSONRoute]:
     grants = auth.grants
 
     async def health(request: Request):
-        """Liveness, version and PID; no auth."""
+        """Liveness, version and PID, calls running and idleness (for the idle rule); no auth."""
         return JSONResponse({"status": "ok", "version": __version__, "pid": os.getpid(),
-                             "cluster": ctx.cluster_name})
+                             "cluster": ctx.cluster_name, "calls_running": idle.calls_running,
+                             "idle_seconds": round(idle.idle_seconds(), 3),
+                             "autostop_mins": ctx.settings.get("autostop_mins")})
 
     async def server_log(request: Request):
         """The last MiB of the server's log, or with ``access=1`` of its access log."""

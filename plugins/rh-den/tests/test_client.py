@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 
+import pyarrow as pa
 import pytest
 from conftest import RH, rh_cli
 
@@ -159,3 +160,24 @@ def test_rh_plugins_lists_the_store():
     out = rh_cli("plugins", "--json")
     den = next(p for p in json.loads(out) if p["distribution"] == "rh-den")
     assert {"rh_rns_stores", "rh_cli_commands", "rh_server_auth_check"} <= set(den["hooks"])
+
+
+def test_data_by_at_names(logged_in, local, tmp_path):
+    """Folders, blobs and tables are saved and loaded by ``@`` names like any resource: the store
+    keeps where the data lives (here: the local cluster and this machine), the bytes stay there."""
+    me, _ = logged_in
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "a.txt").write_text("alpha")
+    on_cluster = rh.folder(path=str(src)).to(local)
+    on_cluster.save(f"@/{me}/datasets/raw")
+    blob = rh.blob(data=b"bytes here", path=str(tmp_path / "b.bin"))
+    blob.save("@/blob")  # @/x means @/<whoami>/x
+    table = rh.table(data=pa.table({"x": [1, 2, 3]}), path=str(tmp_path / "t"))
+    table.save(f"@/{me}/datasets/t")
+    assert sorted(rh.resources(f"@/{me}/datasets")) == [(f"@/{me}/datasets/raw", "folder"),
+                                                          (f"@/{me}/datasets/t", "table")]
+    again = rh.folder(name=f"@/{me}/datasets/raw")
+    assert again.system.name == local.name and again.get("a.txt") == b"alpha"
+    assert rh.load(f"@/{me}/blob").data == b"bytes here"
+    assert rh.table(name=f"@/{me}/datasets/t").data.column("x").to_pylist() == [1, 2, 3]

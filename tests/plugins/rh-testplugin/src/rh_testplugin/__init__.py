@@ -28,6 +28,8 @@ class TestCluster(LocalCluster):
     name: str | None = None
     #: A field only this provider's clusters have.
     flavour: str = "vanilla"
+    #: The server's idle rule, passed on by ``Cluster.server_settings`` as providers' fields are.
+    autostop_mins: float | None = None
 
 
 class TestProvider(LocalProvider):
@@ -168,6 +170,11 @@ def rh_server_startup(server):
 @hookimpl
 def rh_server_shutdown(server):
     _mark(f"shutdown {server.cluster_name}")
+
+
+@hookimpl
+def rh_server_idle(server, idle_seconds):
+    _mark(f"idle {server.cluster_name} {idle_seconds:.1f}")
 
 
 @hookimpl

@@ -31,7 +31,8 @@ def watcher_script(cluster_dir: str, first_wait: int | None = None, grace: int |
     """The shell script of the cluster's SkyPilot job. On the head node (SkyPilot's node rank
     0; the other nodes' part ends at once) it records its PID in ``watcher.pid``, waits up to
     ``first_wait`` seconds for the server's record (``server.json``), then checks every
-    ``period`` seconds that the recorded server's PID lives; when none has lived for ``grace``
+    ``period`` seconds that the recorded server's PID lives; once a server has run (seen alive,
+    or its record written after the watcher started), when none has lived for ``grace``
     seconds it exits 0 (defaults: :data:`FIRST_WAIT_S`, :data:`GRACE_S`)."""
     first_wait = FIRST_WAIT_S if first_wait is None else first_wait
     grace = GRACE_S if grace is None else grace
@@ -48,6 +49,8 @@ while true; do
     waited=0
     limit={grace}
   else
+    # A record written since the watcher started: a server ran (however briefly) and is gone.
+    if [ {d}/server.json -nt {d}/watcher.pid ]; then limit={grace}; fi
     waited=$((waited + {period}))
     if [ "$waited" -ge "$limit" ]; then
       echo "rh: no rh server on this node for $waited s: the cluster is idle for SkyPilot now"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, ClassVar
 
 import attrs
 from rh_byo.cluster import BYOCluster
 
 from rh_core import user_config
-from rh_core.errors import ConfigError
+from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.names import resolve
 from rh_core.resources.base import load
 
@@ -132,6 +133,21 @@ class OnDemandCluster(BYOCluster):
         return ports
 
     # ------------------------------------------------------------------ what users call
+
+    def client(self):
+        """The server's client. With autostop on, a client unused for the autostop minutes
+        first asks the server's /health (which does not count as work): the server may have
+        stopped for idleness meanwhile, and through an SSH tunnel a stopped server looks like a
+        dropped connection, not a refused one. Then the cluster is brought up again."""
+        rt = self._runtime()
+        now, last, mins = time.monotonic(), rt.get("last_use"), self.autostop
+        if "client" in rt and mins > 0 and last is not None and now - last >= mins * 60 * 0.9:
+            try:
+                rt["client"].health()
+            except ConnectionFailedError:
+                self._forget_client()
+        rt["last_use"] = now
+        return super().client()
 
     def up(self) -> OnDemandCluster:
         """Launch the nodes when SkyPilot does not have them up, then bring rh up on them."""

@@ -111,7 +111,7 @@ class OnDemandProvider(BYOProvider):
         pairs = getattr(handle, "stable_internal_external_ips", None) or []
         ports = getattr(handle, "stable_ssh_ports", None) or []
         head = pairs[0][1] if pairs else getattr(handle, "head_ip", None)
-        user = creds.get("docker_user") or creds.get("ssh_user")
+        user = creds.get("ssh_user")
         key = self._key_file(creds)
         missing = [what for what, value in (("the head node's address", head),
                                             ("the SSH user", user), ("the SSH key", key))

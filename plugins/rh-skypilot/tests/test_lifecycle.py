@@ -96,6 +96,7 @@ def test_launch_bring_up_call_and_down(clusters, standin, sshd, capfd, rh_home):
 
     c.down()
     assert standin.calls("down")[-1][1] == {"cluster_name": "sky-life"}
+    assert rh.cluster("sky-life").ips is None  # the saved config keeps no old addresses
     wait_for(lambda: not _alive(server_pid), 10)  # stopped before the nodes went
     wait_for(lambda: not _alive(job), 15)  # the job ended as the nodes went
     assert not c.is_up()

@@ -21,6 +21,7 @@ from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import SSHNode
 
 from rh_core.errors import ConfigError, ConnectionFailedError
+from rh_core.names import resolve
 from rh_core.paths import rh_home, write_private
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.progress import Steps
@@ -150,12 +151,18 @@ class OnDemandProvider(BYOProvider):
         return str(Path(path).expanduser()) if path and Path(path).expanduser().exists() else None
 
     def _forget_nodes(self) -> None:
-        ssh_config.remove_host(self.cluster.short_name)
+        """The nodes are going: no addresses (in the saved config too), no SSH connections."""
+        c = self.cluster
+        ssh_config.remove_host(c.short_name)
         for node in self._node_cache.values():
             node.close()
         self._node_cache.clear()
         self._home = None
-        self.cluster.ips, self.cluster.internal_ips = None, None
+        had = c.ips is not None
+        c.ips, c.internal_ips = None, None
+        address = c._rns_address
+        if had and address and not address.startswith("^") and resolve.exists(address):
+            c.save()
 
     # ------------------------------------------------------------------ bring-up
 

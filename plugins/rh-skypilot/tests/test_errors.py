@@ -93,3 +93,14 @@ def test_a_skypilot_failure_keeps_its_reason(standin):
     with pytest.raises(SkyPilotError, match="reading the status of 'sky-err' failed in "
                                             "SkyPilot: Could not connect to SkyPilot API server"):
         cluster().up()
+
+
+def test_a_spot_cluster_is_not_stopped_but_says_use_down(standin):
+    c = cluster("sky-spot", use_spot=True)
+    c.up()
+    try:
+        with pytest.raises(SkyPilotError, match="spot instances.*use c.down\\(\\)"):
+            c.stop()
+        assert not standin.calls("stop")
+    finally:
+        c.down()

@@ -180,3 +180,24 @@ def test_teardown_and_delete(clusters):
     c.teardown_and_delete()
     assert not rh.exists("~/sky-gone")
     assert c.status()["skypilot"]["status"] is None
+
+
+def test_skypilots_proxy_command_carries_the_connection(clusters, standin, sshd, tmp_path):
+    """A record whose credentials carry a proxy command (as SkyPilot's do for Kubernetes pods
+    and clusters behind a jump host): rh's SSH goes through it. The proxy is ``ssh -W``
+    through the same loopback sshd, in a script that notes each time it runs."""
+    used = tmp_path / "proxy-used"
+    proxy = tmp_path / "proxy.sh"
+    proxy.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1:$2" >> {used}\n'
+        f"exec ssh -i {sshd.key} -p {sshd.port} -o BatchMode=yes -o IdentitiesOnly=yes "
+        f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+        f'-W "$1:$2" {sshd.user}@127.0.0.1\n')
+    proxy.chmod(0o755)
+    standin.configure([{"host": sshd.host, "port": sshd.port, "user": sshd.user,
+                        "key": sshd.key, "proxy_command": f"{proxy} %h %p"}])
+    c = clusters("sky-proxy")
+    assert rh.function(userfns.add).to(c)(2, 3) == 5
+    assert c.ssh_creds["ssh_proxy_command"] == f"{proxy} %h %p"
+    assert used.read_text().splitlines() == [f"127.0.0.1:{sshd.port}"]  # one SSH master

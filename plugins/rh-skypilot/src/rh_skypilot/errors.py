@@ -66,7 +66,8 @@ def explain(e: BaseException, cluster: str, doing: str) -> BaseException:
         return NotOursError(f"{doing} {cluster!r}: the SkyPilot cluster of this name belongs to "
                             f"another cloud identity ({why}): choose another name")
     if isinstance(e, sx.NotSupportedError):
-        return SkyPilotError(f"{doing} {cluster!r}: SkyPilot does not support this ({why})")
+        hint = ": use c.down() to terminate it instead" if doing == "stopping" else ""
+        return SkyPilotError(f"{doing} {cluster!r}: SkyPilot does not support this ({why}){hint}")
     if isinstance(e, sx.ResourcesMismatchError):
         return ConfigError(
             f"{doing} {cluster!r}: SkyPilot's cluster of this name has other resources than "

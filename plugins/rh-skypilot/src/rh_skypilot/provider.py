@@ -275,6 +275,11 @@ class OnDemandProvider(BYOProvider):
             raise SkyPilotError(f"SkyPilot has no cluster named {name!r} to stop (never "
                                 f"launched, or torn down): c.up() launches it")
         self._check_ours(record)
+        cloud = str(field(record, "cloud") or "").lower()
+        if self.cluster.spot and cloud != "gcp":  # GCP alone keeps a stopped spot VM's disk
+            raise SkyPilotError(f"cluster {name!r} runs on spot instances, which SkyPilot "
+                                f"cannot stop on {cloud or 'its cloud'} (only terminate): use "
+                                f"c.down()")
         self._stop_server(record)
         with Steps(name).step("stopping the nodes through SkyPilot") as s:
             _call("stopping", name, lambda: self.sky.stream_and_get(

@@ -30,6 +30,9 @@ def test_no_cloud_enabled_says_run_sky_check(standin):
     assert "no cloud is enabled for SkyPilot on this machine" in text
     assert "Run `sky check` to see which clouds it can use" in text
     assert "Cloud access is not set up" in text  # SkyPilot's own reason
+    # and the last lines of its log, colours and markup removed
+    assert "SkyPilot's last lines:\n  Considered resources (1 node)" in text
+    assert "  Launching sky-err" in text and "\x1b[" not in text
 
 
 def test_unknown_provider_is_refused_before_skypilot_is_asked(standin):

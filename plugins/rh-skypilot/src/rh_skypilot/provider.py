@@ -20,7 +20,7 @@ from rh_byo.provider import BYOProvider
 from rh_byo.ray_nodes import RayNodes
 from rh_byo.ssh import SSHNode
 
-from rh_core.errors import ConfigError, ConnectionFailedError
+from rh_core.errors import ConfigError, ConnectionFailedError, RhError
 from rh_core.names import resolve
 from rh_core.paths import rh_home, write_private
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
@@ -183,10 +183,15 @@ class OnDemandProvider(BYOProvider):
         with steps.step(f"{verb} through SkyPilot ({c.instance_type or 'default'} on "
                         f"{c.cloud or 'cheapest'})") as s:
             stream = LineStream(s["show"])
-            _call("launching", name, lambda: self.sky.stream_and_get(
-                self.sky.launch(task, cluster_name=name, idle_minutes_to_autostop=idle,
-                                fast=fast),
-                output_stream=stream))
+            try:
+                _call("launching", name, lambda: self.sky.stream_and_get(
+                    self.sky.launch(task, cluster_name=name, idle_minutes_to_autostop=idle,
+                                    fast=fast),
+                    output_stream=stream))
+            except RhError as e:
+                if stream.lines:  # what SkyPilot was doing when it gave up
+                    e.args = (f"{e}\nSkyPilot's last lines:\n  " + "\n  ".join(stream.lines[-8:]),)
+                raise
         with steps.step("reading the cluster's SSH details from SkyPilot"):
             record = self.record()
         if status_name(record) != UP:

@@ -57,7 +57,7 @@ class OnDemandCluster(BYOCluster):
 
     server_connection_type: str = attrs.field(default="ssh", validator=_connection)
     #: "A10G:1", "CPU:4+", "m5.xlarge" (see ``rh_skypilot.spec.INSTANCE_FORMS``); None: SkyPilot's
-    #: default (the cheapest VM with 4+ vCPUs).
+    #: default CPU instance of the cloud it picks.
     instance_type: str | None = None
     #: The cloud: "aws", "gcp", "azure", "kubernetes", any cloud SkyPilot knows, or "cheapest"
     #: (SkyPilot's optimizer picks among the enabled ones). ``provider=`` of the factories.

@@ -29,7 +29,7 @@ TARGETS = {
     "latency_httpx": ("info", None),
     "latency_ray": ("le_ratio", 1.0),
     "latency_json": ("info", None),
-    "throughput": ("ge_ratio", 0.50),
+    "throughput": ("ge_ratio", 1.00),
     "throughput_http": ("info", None),
     "auth": ("le_ratio", 1.10),
     "tls_caddy": ("le_ratio", 2.0),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import datafns
@@ -190,3 +192,27 @@ def test_a_full_disk_says_so_and_leaves_no_file_under_its_name(local, tmp_path, 
     (src / "large.bin").unlink()
     assert rh.folder(path=str(src)).to(local, path=str(small_disk / "dest")).ls(
         full_paths=False) == ["small.txt"]
+
+
+def test_a_copy_sweeps_staging_folders_that_a_killed_copy_left(local, tmp_path):
+    """A copy killed mid-way leaves its staging folder (``.<name>.rh-incoming-<pid>-...``) next
+    to the destination; the next copy to that place removes it once its process is gone and it
+    has not changed for ten minutes, and leaves the staging folders of live or recent copies."""
+    src = _tree(tmp_path / "data")
+    out = tmp_path / "out"
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    old = time.time() - 3600
+
+    def left(name: str, pid: str, mtime: float) -> Path:
+        p = tmp_path / f".out.rh-incoming-{pid}-{name}"
+        p.mkdir()
+        (p / "half.bin").write_bytes(b"x" * 1000)
+        os.utime(p, (mtime, mtime))
+        return p
+
+    killed = left("killed", dead, old)
+    live = left("live", str(os.getpid()), old)
+    recent = left("recent", dead, time.time())
+    rh.folder(path=str(src)).to("here", path=str(out))
+    assert _files(out) == _files(src)
+    assert not killed.exists() and live.exists() and recent.exists()

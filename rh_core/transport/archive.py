@@ -21,6 +21,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -29,8 +30,11 @@ from rh_core.errors import DataExistsError, DiskFullError, TransferError, Unsafe
 #: Bytes of the SHA-256 digest that ends every stream.
 TRAILER = 32
 CHUNK = 1 << 20
-#: Staging folders are named ``.<name>.rh-incoming-<random>`` next to their destination.
+#: Staging folders are named ``.<name>.rh-incoming-<pid>-<random>`` next to their destination.
 INCOMING = ".rh-incoming-"
+#: A staging folder whose process is gone is swept by the next copy to the same place once it
+#: has not changed for this long (seconds).
+STALE_AFTER = 600
 CONTENT_TYPE = "application/x-rh-tar"
 
 
@@ -299,9 +303,46 @@ def safe_member(member: tarfile.TarInfo, staging: Path, dest: Path) -> tarfile.T
 
 
 def make_staging(dest: Path) -> Path:
-    """A new empty folder next to ``dest`` (same disk, so moving from it is a rename)."""
+    """A new empty folder next to ``dest`` (same disk, so moving from it is a rename). Staging
+    folders of earlier copies to ``dest`` whose process died (killed mid-copy) go first."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dest.name}{INCOMING}", dir=dest.parent))
+    sweep_stale(dest)
+    return Path(tempfile.mkdtemp(prefix=f".{dest.name}{INCOMING}{os.getpid()}-", dir=dest.parent))
+
+
+def sweep_stale(dest: Path) -> list[Path]:
+    """Remove the staging folders next to ``dest`` left by processes that are gone (their PID
+    is in the name) and unchanged for :data:`STALE_AFTER` seconds; the folders removed."""
+    prefix = f".{dest.name}{INCOMING}"
+    gone = []
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return gone
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or _alive(int(pid)) or \
+                    now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        gone.append(Path(entry.path))
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from rich.table import Table
 from rh_core import configs
 from rh_core.cli_common import _cluster, _show, _when, friendly
 from rh_core.cli_secrets import config_app, secret_app
+from rh_core.errors import RhError
 from rh_core.names import resolve, shared
 from rh_core.plugin.registry import registry
 
@@ -76,7 +77,11 @@ def clusters_(folder: str = typer.Argument("~", help="a folder of names: ~, ~/pr
     for subtype, rows in sorted(by_provider.items()):
         cls = registry().providers.get(subtype)
         short = [full.rsplit("/", 1)[-1].lstrip("~^@") for full, _ in rows]
-        reported = _provider_status(cls, short) if cls is not None else None
+        try:
+            reported = _provider_status(cls, short) if cls is not None else None
+        except RhError as e:  # the other providers' clusters are still worth listing
+            typer.echo(f"warning: no status from provider {subtype!r}: {e}", err=True)
+            reported = dict.fromkeys(short, "?")
         for (full, config), name in zip(rows, short, strict=True):
             what = config.get("instance_type") or ", ".join(config.get("ips") or []) or "-"
             if config.get("cloud"):

@@ -32,6 +32,15 @@ def test_up_status_clusters_down(standin):
                         server_port=free_port()).save()
     rh.cluster(name="box", ips=["10.0.0.9"], ssh_creds={"ssh_user": "u"}).save()
 
+    standin.configure(fail={"status": ["ApiServerConnectionError", "Could not connect to "
+                                       "SkyPilot API server at http://127.0.0.1:46580."]})
+    out = rh_cli("clusters")  # SkyPilot unreachable: the clusters are still listed
+    assert out.returncode == 0, out.stderr
+    assert "warning: no status from provider 'ondemand'" in out.stderr
+    assert "Could not connect to SkyPilot API server" in out.stderr
+    assert "~/sky-cli" in out.stdout and "~/box" in out.stdout
+    standin.configure()
+
     out = rh_cli("status", "sky-cli")
     assert out.returncode == 1
     assert "cluster 'sky-cli' is not up (its provider reports: no such cluster)" in out.stdout

@@ -201,3 +201,38 @@ def test_skypilots_proxy_command_carries_the_connection(clusters, standin, sshd,
     assert rh.function(userfns.add).to(c)(2, 3) == 5
     assert c.ssh_creds["ssh_proxy_command"] == f"{proxy} %h %p"
     assert used.read_text().splitlines() == [f"127.0.0.1:{sshd.port}"]  # one SSH master
+
+
+def test_the_seeds_tls_cluster_with_den_auth(clusters, standin):
+    """The seeds' form: ``open_ports=[443]``, ``server_connection_type="tls"``,
+    ``den_auth=True``. The server's own port is opened with 443 and serves https at the node's
+    address (here 127.0.0.1) with the cluster's certificate; a token is needed there."""
+    import ssl
+
+    import httpx
+
+    c = clusters("sky-tls", open_ports=[443], server_connection_type="tls", den_auth=True)
+    assert rh.function(userfns.concat).to(c)("run", "house") == "runhouse"
+    ports = standin.calls("launch")[0][1]["task"]["resources"]["ports"]
+    assert ports == ["443", str(c.server_port)]
+    info = c.client().info
+    assert info.base_url == f"https://127.0.0.1:{c.server_port}"  # no tunnel
+    verify = ssl.create_default_context(cafile=info.verify)
+    token = c.grant("alice", "read")
+    r = httpx.get(f"{info.base_url}/concat/call?a=run&b=house", verify=verify,
+                  headers={"Authorization": f"Bearer {token}"})
+    assert r.json() == "runhouse"
+    assert httpx.get(f"{info.base_url}/keys", verify=verify).status_code == 401
+
+
+def test_a_builtin_config_launches_and_is_saved_under_home(standin):
+    c = rh.cluster("^rh-cpu")
+    c.server_port = free_port()
+    try:
+        assert rh.function(userfns.add).to(c)(1, 2) == 3
+        resources = standin.calls("launch")[0][1]["task"]["resources"]
+        assert resources["cpus"] == "4+" and "infra" not in resources  # cheapest cloud
+        assert rh.cluster("~/rh-cpu").instance_type == "CPU:4+"
+    finally:
+        c.teardown_and_delete()
+    assert not rh.exists("~/rh-cpu")

@@ -71,7 +71,7 @@ def bench_cancel(ctx: dict, repeats: int) -> list[dict]:
                     while _alive(pid):
                         time.sleep(0.002)
                 out.append(time.perf_counter() - t0)
-                remote(0)  # the env is up again before the next round
+                remote(0, run_async=False)  # the env is up again before the next round
     finally:
         c.down()
     return [{"key": "cancel_sleep", "figure": FIGURES["cancel_sleep"],

@@ -44,6 +44,7 @@ from core_benchmarks import bench_cold_start, bench_latency, bench_map, bench_re
 from data_benchmarks import bench_data_byo, bench_data_local, bench_table_stream
 from den_benchmarks import bench_den
 from kubernetes_benchmarks import bench_kubernetes
+from sagemaker_benchmarks import bench_sagemaker
 from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
 from skypilot_benchmarks import bench_skypilot
@@ -255,6 +256,8 @@ def main(argv=None) -> int:
             keys=["den_load", "den_auth", "den_concurrency_p99", "den_concurrency_failures"])
         run("Kubernetes cluster through the port-forward", needs_cluster(bench_kubernetes), ctx,
             sizes["calls"], keys=["k8s_latency"])
+        run("SageMaker cluster through the aws_ssm stand-in", needs_cluster(bench_sagemaker),
+            ctx, sizes["calls"], keys=["sm_bringup", "sm_latency"])
         run("on-demand cluster on a node SkyPilot reports UP", needs_cluster(bench_skypilot),
             ctx, keys=["sky_bringup", "sky_warm"])
     finally:

@@ -86,7 +86,7 @@ def get(handle: RunHandle, timeout: float | None = None) -> Any:
 
 
 def map_items(iterables: tuple, kwargs: dict, star: bool) -> list[tuple[tuple, dict]]:
-    """Pair inputs as the seeds do: lists (of equal length) are zipped, scalars broadcast."""
+    """Pair inputs as Runhouse does: lists (of equal length) are zipped, scalars broadcast."""
     if not iterables:
         raise ConfigError("map needs at least one iterable of inputs")
     if star:

@@ -153,7 +153,9 @@ class Cluster(Resource):
 
                 def reconnect():
                     conn2, info2, token2 = self._connect()
-                    rt["connection"] = conn2
+                    old, rt["connection"] = rt.get("connection"), conn2
+                    if old is not None and old is not conn2:
+                        old.close()  # what it held (a tunnel, a session's process) is replaced
                     return info2, token2
 
                 def explain():

@@ -1,0 +1,302 @@
+"""A stand-in for the SageMaker API whose training jobs run on this machine.
+
+No SageMaker can run here, and moto's training jobs are ``Completed`` as soon as they are made
+and run nothing. This small Starlette app (on Hypercorn, plain HTTP on 127.0.0.1) answers the
+real boto3 client (reached through ``AWS_ENDPOINT_URL_SAGEMAKER``) in SageMaker's JSON
+protocol, for the operations rh uses:
+
+- ``CreateTrainingJob``: the job is ``InProgress``/``Starting``; then, as SageMaker does, its
+  input channels are downloaded from S3 (moto's server, through boto3) into a folder of the
+  job (``Downloading``), and its ContainerEntrypoint is run on this machine with the job's
+  Environment (``Training``), with ``/opt/ml/input/data`` and ``/opt/ml/output`` moved into
+  that folder (``RH_SM_INPUT``, ``RH_SM_OUTPUT``, ``RH_NODE_HOME``) and the server on a free
+  port instead of 32300 (written to ``<dir>/jobs/<job>/port`` for the fake ``aws``). Its output
+  lines go to CloudWatch Logs (moto) as ``/aws/sagemaker/TrainingJobs`` ``<job>/algo-1-<time>``.
+  Exit code 0 makes it ``Completed``; another ``Failed`` with the FailureReason of
+  ``/opt/ml/output/failure`` (or the exit code).
+- ``DescribeTrainingJob``, ``ListTrainingJobs`` (NameContains, StatusEquals), ``StopTrainingJob``
+  (``Stopping``: SIGTERM to the entry point, then ``Stopped``), ``AddTags``, ``ListTags``.
+
+Not implemented: instances, images (the entry point runs with this machine's Python), VPCs,
+spot, warm pools, several instances, the SSM agent (the test's fake ``aws`` forwards the port).
+Run: ``python standin.py --dir DIR --port P --moto URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Job:
+    def __init__(self, req: dict, folder: Path):
+        self.req = req
+        self.name = req["TrainingJobName"]
+        self.arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{self.name.lower()}"
+        self.tags = list(req.get("Tags", []))
+        self.status, self.secondary = "InProgress", "Starting"
+        self.transitions: list[dict] = []
+        self.failure: str | None = None
+        self.created = time.time()
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+        self.stopping = False
+        self.move("Starting", "Launching requested ML instances")
+
+    def move(self, secondary: str, message: str, status: str | None = None) -> None:
+        now = time.time()
+        if self.transitions:
+            self.transitions[-1]["EndTime"] = now
+        self.transitions.append({"Status": secondary, "StartTime": now,
+                                 "StatusMessage": message})
+        self.secondary = secondary
+        if status:
+            self.status = status
+
+    def describe(self) -> dict:
+        out = {"TrainingJobName": self.name, "TrainingJobArn": self.arn,
+               "ModelArtifacts": {"S3ModelArtifacts": ""},
+               "TrainingJobStatus": self.status, "SecondaryStatus": self.secondary,
+               "StoppingCondition": self.req["StoppingCondition"],
+               "CreationTime": self.created, "RoleArn": self.req["RoleArn"],
+               "AlgorithmSpecification": self.req["AlgorithmSpecification"],
+               "ResourceConfig": self.req["ResourceConfig"],
+               "SecondaryStatusTransitions": self.transitions,
+               "EnableManagedSpotTraining": self.req.get("EnableManagedSpotTraining", False)}
+        if self.failure:
+            out["FailureReason"] = self.failure
+        return out
+
+
+class Standin:
+    def __init__(self, folder: Path, moto: str):
+        self.folder, self.moto = folder, moto
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+
+    def boto(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.moto, region_name=REGION)
+
+    def run(self, job: Job) -> None:
+        """What SageMaker does with a new job, on this machine."""
+        try:
+            self._run(job)
+        except Exception as e:  # noqa: BLE001 - becomes the job's FailureReason
+            job.failure = f"stand-in: {type(e).__name__}: {e}"
+            job.move("Failed", job.failure, "Failed")
+
+    def _run(self, job: Job) -> None:
+        folder = job.folder
+        data = folder / "input" / "data"
+        time.sleep(0.5)  # finding and starting an instance
+        job.move("Downloading", "Downloading input data")
+        s3 = self.boto("s3")
+        for channel in job.req.get("InputDataConfig", []):
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, _, prefix = uri[len("s3://"):].partition("/")
+            dest = data / channel["ChannelName"]
+            dest.mkdir(parents=True, exist_ok=True)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                    Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    rel = obj["Key"][len(prefix):]
+                    if rel:
+                        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                        s3.download_file(bucket, obj["Key"], str(dest / rel))
+        if job.stopping:
+            job.move("Stopped", "Training job stopped", "Stopped")
+            return
+        port = free_port()
+        (folder / "port").write_text(str(port))
+        env = {**os.environ, **job.req.get("Environment", {}), "RH_SERVER_PORT": str(port),
+               "RH_SM_INPUT": str(data), "RH_SM_OUTPUT": str(folder / "output"),
+               "RH_NODE_HOME": str(folder / "rh"), "HOME": str(folder / "home")}
+        (folder / "home").mkdir(exist_ok=True)
+        entry = list(job.req["AlgorithmSpecification"]["ContainerEntrypoint"])
+        # The container's python3 is this machine's Python; the program's path is moved.
+        entry = [sys.executable if entry[0] == "python3" else entry[0]] + [
+            a.replace("/opt/ml/input/data", str(data)) for a in entry[1:]]
+        job.proc = subprocess.Popen(entry, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, cwd=folder / "home",
+                                    start_new_session=True)
+        job.move("Training", "Training image download completed. Training in progress.")
+        logs = self.boto("logs")
+        stream = f"{job.name}/algo-1-{int(job.created)}"
+        try:
+            logs.create_log_group(logGroupName=LOG_GROUP)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        with open(folder / "node.log", "wb") as keep:
+            for line in job.proc.stdout:
+                keep.write(line)
+                keep.flush()
+                logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=[
+                    {"timestamp": int(time.time() * 1000),
+                     "message": line.decode(errors="replace").rstrip("\n")}])
+        code = job.proc.wait()
+        if job.stopping:
+            job.move("Stopped", "Training job stopped", "Stopped")
+        elif code == 0:
+            job.move("Completed", "Training job completed", "Completed")
+        else:
+            failure = folder / "output" / "failure"
+            job.failure = (f"AlgorithmError: {failure.read_text()}" if failure.exists()
+                           else f"AlgorithmError: the entry point exited with code {code}")
+            job.move("Failed", job.failure, "Failed")
+
+    def stop(self, job: Job) -> None:
+        job.stopping = True
+        job.move("Stopping", "Stopping the training job", "Stopping")
+        if job.proc is not None and job.proc.poll() is None:
+            os.killpg(job.proc.pid, signal.SIGTERM)
+
+    def shutdown(self) -> None:
+        for job in self.jobs.values():
+            if job.proc is not None and job.proc.poll() is None:
+                os.killpg(job.proc.pid, signal.SIGKILL)
+                job.proc.wait()
+
+
+def error(kind: str, message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"__type": kind, "message": message}, status_code=status,
+                        media_type="application/x-amz-json-1.1")
+
+
+def build(standin: Standin) -> Starlette:
+    async def endpoint(request: Request):
+        action = request.headers.get("x-amz-target", "").partition(".")[2]
+        body = json.loads(await request.body() or b"{}")
+        handler = ACTIONS.get(action)
+        if handler is None:
+            return error("UnknownOperationException", f"the stand-in has no {action}")
+        return await asyncio.to_thread(handler, standin, body)
+
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+
+
+def find(standin: Standin, name: str) -> Job | None:
+    return standin.jobs.get(name)
+
+
+def create(standin: Standin, body: dict):
+    name = body["TrainingJobName"]
+    with standin.lock:
+        if name in standin.jobs:
+            return error("ResourceInUse", f"Training job names must be unique within an AWS "
+                         f"account and region, and a training job with this name already "
+                         f"exists ({standin.jobs[name].arn})")
+        folder = standin.folder / "jobs" / name
+        folder.mkdir(parents=True)
+        job = standin.jobs[name] = Job(body, folder)
+    threading.Thread(target=standin.run, args=(job,), daemon=True).start()
+    return JSONResponse({"TrainingJobArn": job.arn})
+
+
+def describe(standin: Standin, body: dict):
+    job = find(standin, body["TrainingJobName"])
+    if job is None:
+        return error("ValidationException", "Requested resource not found.")
+    return JSONResponse(job.describe())
+
+
+def stop(standin: Standin, body: dict):
+    job = find(standin, body["TrainingJobName"])
+    if job is None or job.status != "InProgress":
+        return error("ValidationException", f"The request was rejected because the training "
+                     f"job is in status {job.status if job else 'unknown'}.")
+    standin.stop(job)
+    return JSONResponse({})
+
+
+def list_jobs(standin: Standin, body: dict):
+    out = []
+    for job in sorted(standin.jobs.values(), key=lambda j: -j.created):
+        if body.get("NameContains", "") not in job.name:
+            continue
+        if body.get("StatusEquals") and job.status != body["StatusEquals"]:
+            continue
+        out.append({"TrainingJobName": job.name, "TrainingJobArn": job.arn,
+                    "CreationTime": job.created, "TrainingJobStatus": job.status})
+    return JSONResponse({"TrainingJobSummaries": out})
+
+
+def by_arn(standin: Standin, arn: str) -> Job | None:
+    return next((j for j in standin.jobs.values() if j.arn == arn), None)
+
+
+def add_tags(standin: Standin, body: dict):
+    job = by_arn(standin, body["ResourceArn"])
+    if job is None:
+        return error("ValidationException", "Requested resource not found.")
+    job.tags = [t for t in job.tags if t["Key"] not in {n["Key"] for n in body["Tags"]}]
+    job.tags += body["Tags"]
+    return JSONResponse({"Tags": job.tags})
+
+
+def list_tags(standin: Standin, body: dict):
+    job = by_arn(standin, body["ResourceArn"])
+    if job is None:
+        return error("ValidationException", "Requested resource not found.")
+    return JSONResponse({"Tags": job.tags})
+
+
+ACTIONS = {"CreateTrainingJob": create, "DescribeTrainingJob": describe,
+           "StopTrainingJob": stop, "ListTrainingJobs": list_jobs, "AddTags": add_tags,
+           "ListTags": list_tags}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--dir", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--moto", required=True)
+    args = p.parse_args()
+    standin = Standin(Path(args.dir), args.moto)
+    config = Config()
+    config.bind = [f"127.0.0.1:{args.port}"]
+    config.accesslog = None
+    stopped = asyncio.Event()
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stopped.set)
+        await serve(build(standin), config, shutdown_trigger=stopped.wait)
+
+    try:
+        asyncio.run(run())
+    finally:
+        standin.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,7 @@ from kubernetes_benchmarks import bench_kubernetes
 from sagemaker_benchmarks import bench_sagemaker
 from secret_benchmarks import bench_secrets
 from serving_benchmarks import bench_auth, bench_byo, bench_tls_caddy
+from skypilot_benchmarks import bench_skypilot
 
 # ============================================================================= report
 
@@ -257,6 +258,8 @@ def main(argv=None) -> int:
             sizes["calls"], keys=["k8s_latency"])
         run("SageMaker cluster through the aws_ssm stand-in", needs_cluster(bench_sagemaker),
             ctx, sizes["calls"], keys=["sm_bringup", "sm_latency"])
+        run("on-demand cluster on a node SkyPilot reports UP", needs_cluster(bench_skypilot),
+            ctx, keys=["sky_bringup", "sky_warm"])
     finally:
         if cluster is not None:
             try:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rh_core import configs
 from rh_core.cli_common import _cluster, _show, _when, friendly
 from rh_core.cli_secrets import config_app, secret_app
+from rh_core.errors import RhError
 from rh_core.names import resolve, shared
 from rh_core.plugin.registry import registry
 
@@ -41,9 +42,53 @@ def status(name: str = typer.Argument("local", help="cluster name")) -> None:
     """Show a cluster's server status: envs, workers, uptime, versions."""
     cluster = _cluster(name)
     if not cluster.is_up():
-        typer.echo(f"cluster {name!r} is not up")
+        reported = _provider_status(type(cluster.provider), [cluster.short_name])
+        beside = f" (its provider reports: {reported.get(cluster.short_name) or 'no such cluster'})" \
+            if reported is not None else ""
+        typer.echo(f"cluster {name!r} is not up{beside}")
         raise typer.Exit(1)
-    typer.echo(json.dumps(cluster.status(), indent=2))
+    typer.echo(json.dumps(cluster.status(), indent=2, default=str))
+
+
+def _provider_status(provider_cls, names: list[str]) -> dict[str, str] | None:
+    """The provider's own status of its clusters ``names`` (``list_status``, a provider's
+    optional class method: SkyPilot's UP/STOPPED/INIT for on-demand clusters); None when the
+    provider has none."""
+    list_status = getattr(provider_cls, "list_status", None)
+    return list_status(names) if list_status is not None else None
+
+
+@app.command("clusters")
+@friendly
+def clusters_(folder: str = typer.Argument("~", help="a folder of names: ~, ~/proj")) -> None:
+    """List the clusters saved under a folder, with their provider's status beside each where
+    the provider reports one (SkyPilot's for on-demand clusters)."""
+    by_provider: dict[str, list[tuple[str, dict]]] = {}
+    for names in resolve.places(folder).values():
+        for full in names:
+            if full.endswith("/"):
+                continue
+            config = resolve.load_config(full)
+            if config.get("resource_type") == "cluster":
+                by_provider.setdefault(config.get("subtype") or "?", []).append((full, config))
+    table = Table(title=f"clusters in {folder}")
+    for col in ("name", "provider", "what", "status"):
+        table.add_column(col)
+    for subtype, rows in sorted(by_provider.items()):
+        cls = registry().providers.get(subtype)
+        short = [full.rsplit("/", 1)[-1].lstrip("~^@") for full, _ in rows]
+        try:
+            reported = _provider_status(cls, short) if cls is not None else None
+        except RhError as e:  # the other providers' clusters are still worth listing
+            typer.echo(f"warning: no status from provider {subtype!r}: {e}", err=True)
+            reported = dict.fromkeys(short, "?")
+        for (full, config), name in zip(rows, short, strict=True):
+            what = config.get("instance_type") or ", ".join(config.get("ips") or []) or "-"
+            if config.get("cloud"):
+                what += f" on {config['cloud']}"
+            status = "-" if reported is None else reported.get(name, "not launched")
+            table.add_row(full, subtype if cls else f"{subtype} (not installed)", what, status)
+    _show(table)
 
 
 @app.command()

@@ -26,8 +26,10 @@ class Steps:
 
     @contextlib.contextmanager
     def step(self, text: str) -> Iterator[dict]:
-        """Yields a dict whose ``"note"`` is added to the done line (e.g. "12 files")."""
-        info: dict = {}
+        """Yields a dict whose ``"note"`` is added to the done line (e.g. "12 files") and whose
+        ``"show"`` shows a line of the step's own output while it runs (a provider's log: beside
+        the spinner on a terminal, as an indented line otherwise)."""
+        info: dict = {"show": lambda line: None}
         if quiet():
             yield info
             return
@@ -35,14 +37,19 @@ class Steps:
         if self.tty:
             # rich costs tens of ms to import and is needed only on a terminal.
             from rich.console import Console
+            from rich.markup import escape
 
             console = Console(stderr=True)
-            with console.status(f"{self.prefix}: {text}"):
+            with console.status(f"{self.prefix}: {text}") as status:
+                info["show"] = lambda line: status.update(
+                    f"{self.prefix}: {text}: [dim]{escape(line[:100])}[/dim]")
                 yield info
             note = f", {info['note']}" if info.get("note") else ""
             console.print(f"[green]✓[/green] {self.prefix}: {text}{note} "
                           f"[dim]({time.monotonic() - t0:.1f} s)[/dim]")
         else:
+            info["show"] = lambda line: print(f"rh {self.prefix}:   {line}", file=sys.stderr,
+                                              flush=True)
             yield info
             note = f", {info['note']}" if info.get("note") else ""
             print(f"rh {self.prefix}: {text}{note} ({time.monotonic() - t0:.1f} s)",

@@ -121,17 +121,34 @@ class LocalStore(RnsStore):
 
 
 class BuiltinStore(RnsStore):
-    """``^``: read-only configs shipped in ``rh_core/builtin/configs``."""
+    """``^``: read-only configs shipped in ``rh_core/builtin/configs``, and in the ``configs``
+    folder of each installed provider plugin's package (``rh_skypilot/configs/rh-cpu.json``
+    is ``^rh-cpu``); the core's come first."""
 
     prefix = "^"
     writable = False
 
-    def _files(self):
-        return importlib_resources.files("rh_core.builtin") / "configs"
+    def _folders(self) -> list:
+        # The registry is read when a ^ name is, not when the store is made (stores are
+        # registered while the registry is built).
+        from rh_core.plugin.registry import registry
+
+        folders = [importlib_resources.files("rh_core.builtin") / "configs"]
+        for cls in registry().providers.values():
+            package = cls.__module__.split(".")[0]
+            if package == "rh_core":
+                continue
+            folder = importlib_resources.files(package) / "configs"
+            if folder.is_dir() and folder not in folders:
+                folders.append(folder)
+        return folders
 
     def load(self, path: str) -> dict | None:
-        f = self._files() / f"{path}.json"
-        return json.loads(f.read_text()) if f.is_file() else None
+        for folder in self._folders():
+            f = folder / f"{path}.json"
+            if f.is_file():
+                return json.loads(f.read_text())
+        return None
 
     def save(self, path: str, config: dict) -> None:
         raise ConfigError("builtin configs are read-only")
@@ -140,10 +157,11 @@ class BuiltinStore(RnsStore):
         raise ConfigError("builtin configs are read-only")
 
     def list(self, folder: str) -> list[str]:
-        return sorted(p.name[:-5] for p in self._files().iterdir() if p.name.endswith(".json"))
+        return sorted({p.name[:-5] for f in self._folders() for p in f.iterdir()
+                       if p.name.endswith(".json")})
 
     def location(self) -> str:
-        return str(self._files())
+        return str(self._folders()[0])
 
 
 @hookimpl

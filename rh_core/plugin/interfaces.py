@@ -84,6 +84,10 @@ class ComputeProvider(ABC):
     #: Optional: the function users call as ``rh.<name>_cluster(...)`` (a ``staticmethod``),
     #: for a provider whose clusters have a signature of their own to document.
     factory: ClassVar[Callable[..., Cluster] | None] = None
+    #: Optional: a class method ``list_status(names) -> {name: status}``, the provider's own
+    #: status of several of its clusters at once (``rh clusters``, ``rh status``); names it
+    #: does not know are left out. None: the provider reports none.
+    list_status: ClassVar[Callable[[list[str]], dict[str, str]] | None] = None
 
     def __init__(self, cluster: Cluster):
         self.cluster = cluster

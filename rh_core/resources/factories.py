@@ -16,11 +16,17 @@ from rh_core.resources.cluster import Cluster
 from rh_core.resources.env import Env, GitPackage, Package, read_env_file
 
 
-def cluster(name: str | None = None, provider: str | None = None, **fields: Any):
+def cluster(name: str | None = None, provider: str | None = None, dryrun: bool = False,
+            **fields: Any):
     """A cluster: ``rh.cluster("local")``, a saved one by name, or a new one from fields.
 
     ``rh.cluster(name="a10", ips=[...], ssh_creds={...})`` describes a bring-your-own cluster
-    (with its plugin installed); ``provider=`` picks the compute provider explicitly.
+    (with its plugin installed); ``rh.cluster(name="a10", instance_type="A10G:1",
+    provider="aws")``, a cluster given an instance type and no ips, an on-demand one (with
+    rh-skypilot), where ``provider=`` names the cloud; otherwise ``provider=`` picks the compute
+    provider explicitly. ``dryrun=True`` builds or loads the object only: making a cluster
+    object never contacts anything, and a provider that launches machines refuses to launch
+    one made so.
     """
     if name in ("local", "^local") and not fields and provider in (None, "local"):
         return registry().provider("local").cluster_class(name="local")
@@ -35,17 +41,36 @@ def cluster(name: str | None = None, provider: str | None = None, **fields: Any)
             ) from None
         if not isinstance(loaded, Cluster):
             raise ConfigError(f"{name!r} is a {loaded.resource_type}, not a cluster")
+        if dryrun and "dryrun" in attrs.fields_dict(type(loaded)):
+            loaded.dryrun = True
         return loaded
     if "host" in fields:  # the short form users write
         fields["server_host"] = fields.pop("host")
+    providers = registry().providers
+    if fields.get("instance_type") and not fields.get("ips") and provider not in providers:
+        return _ondemand(name, provider, dryrun, fields)
     if provider is None:
         provider = "byo" if fields.get("ips") else "local"
     cls = registry().provider(provider).cluster_class
+    if dryrun and "dryrun" in attrs.fields_dict(cls):
+        fields["dryrun"] = True
     try:
         return cls(name=name, **fields)
     except TypeError as e:
         known = sorted(f.name for f in attrs.fields(cls))
         raise ConfigError(f"bad argument for a {provider} cluster ({e}); known: {known}") from None
+
+
+def _ondemand(name: str | None, cloud: str | None, dryrun: bool, fields: dict[str, Any]):
+    """An on-demand cluster: the factory of the provider ``ondemand`` (rh-skypilot), with
+    ``provider=`` as the cloud."""
+    factory = provider_factory("ondemand_cluster")
+    if factory is None:
+        raise ConfigError(
+            f"a cluster with instance_type={fields['instance_type']!r} and no ips is an "
+            f"on-demand cluster, which needs the rh-skypilot plugin: pip install rh-skypilot "
+            f"(or give ips=[...] for machines you have)")
+    return factory(name=name, provider=cloud, dryrun=dryrun, **fields)
 
 
 def provider_factory(attribute: str):

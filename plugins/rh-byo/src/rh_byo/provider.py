@@ -197,6 +197,7 @@ class BYOProvider(ComputeProvider):
         limit = f" --max-body-mb {int(self.cluster.max_body_mb)}" if self.cluster.max_body_mb else ""
         limit += "".join(f" --setting {shlex.quote(f'{k}={json.dumps(v)}')}"
                          for k, v in self.cluster.server_settings().items())
+        limit += "".join(f" {shlex.quote(a)}" for a in self.server_args())
         # The owner token goes to the server on its standard input: an unexported shell variable
         # and a here-document, never the server's command line or environment.
         script = f"""
@@ -227,6 +228,11 @@ echo $!
         log = self.node.run(f"tail -n 30 {d}/server.out {d}/server.log 2>/dev/null",
                             check=False).stdout
         raise ConnectionFailedError(f"the rh server on {self.node.target} did not start:\n{log}")
+
+    def server_args(self) -> list[str]:
+        """More arguments for ``rh_server`` on the head node (a provider built on this one adds
+        its own, e.g. ``--autostop-mins``)."""
+        return []
 
     def _stop(self, pid: int) -> None:
         self.node.run(f"kill {pid} 2>/dev/null; for i in $(seq 100); do kill -0 {pid} 2>/dev/null"

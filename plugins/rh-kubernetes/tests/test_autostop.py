@@ -52,6 +52,7 @@ def _owned(api, name: str) -> dict[str, list[str]]:
             for kind, fn in (("statefulsets", apps.list_namespaced_stateful_set),
                              ("services", core.list_namespaced_service),
                              ("secrets", core.list_namespaced_secret),
+                             ("configmaps", core.list_namespaced_config_map),
                              ("serviceaccounts", core.list_namespaced_service_account),
                              ("roles", rbac.list_namespaced_role),
                              ("rolebindings", rbac.list_namespaced_role_binding))}
@@ -81,7 +82,8 @@ def test_idle_cluster_stops_itself_not_during_a_call_and_comes_back(standin, api
     try:
         nap = rh.function(k8sfns.nap).to(c)
         everything = {"statefulsets": ["k8s-idle"], "services": ["k8s-idle"],
-                      "secrets": ["k8s-idle-rh-token"], "serviceaccounts": ["k8s-idle-rh-autostop"],
+                      "secrets": ["k8s-idle-rh-token"], "configmaps": ["k8s-idle-rh-state"],
+                      "serviceaccounts": ["k8s-idle-rh-autostop"],
                       "roles": ["k8s-idle-rh-autostop"], "rolebindings": ["k8s-idle-rh-autostop"]}
         assert _owned(api, "k8s-idle") == everything
         assert c.status()["kubernetes"]["autostop_mins"] == AUTOSTOP
@@ -100,18 +102,21 @@ def test_idle_cluster_stops_itself_not_during_a_call_and_comes_back(standin, api
         assert "cluster 'k8s-idle' is stopped: autostop scaled StatefulSet" in c.logs()
         assert not c.is_up()
 
-        # Its next use brings it back (new pods: the function is sent again with .to()).
-        nap = rh.function(k8sfns.nap).to(c)
+        # The next call brings it back, and the new pod serves what the old one did (kept in
+        # the state ConfigMap as it stopped).
         assert nap(0, "back") == "back"
         assert _replicas(api, "k8s-idle") == 1
         assert c.status()["kubernetes"]["stopped"] is None
+        log = c.logs()
+        assert "rh-agent: served functions taken back from ConfigMap k8s-idle-rh-state" in log
 
-        # It stops again when idle, and c.up() brings it back.
+        # It stops again when idle, and c.up() brings it back; .to() works on it as ever.
         wait_for("the second stop", lambda: _stopped(api, "k8s-idle"))
         c.up()
         assert [(p["name"], p["ready"]) for p in c.status()["kubernetes"]["pods"]] == [
             ("k8s-idle-0", True)]
-        assert rh.function(k8sfns.nap).to(c)(0, "again") == "again"
+        assert nap(0, "again") == "again"
+        assert rh.function(k8sfns.chatter).to(c)(2) == 2
         assert c.client().health()["autostop_mins"] == AUTOSTOP  # the new server has the rule
 
         c.down()

@@ -112,7 +112,8 @@ def test_autostop_rbac_allows_scaling_only_this_statefulset():
         assert (obj.metadata.name, obj.metadata.labels) == ("m-rh-autostop", LABELS)
     assert [(r.api_groups, r.resources, r.resource_names, r.verbs) for r in role.rules] == [
         (["apps"], ["statefulsets/scale"], ["m"], ["get", "patch"]),
-        (["apps"], ["statefulsets"], ["m"], ["get"])]
+        (["apps"], ["statefulsets"], ["m"], ["get"]),
+        ([""], ["configmaps"], ["m-rh-state"], ["get", "update"])]
     assert (binding.role_ref.kind, binding.role_ref.name, binding.role_ref.api_group) == (
         "Role", "m-rh-autostop", "rbac.authorization.k8s.io")
     assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [
@@ -122,6 +123,8 @@ def test_autostop_rbac_allows_scaling_only_this_statefulset():
 def test_the_agent_is_told_what_to_scale():
     env = {e.name: e for e in _pod(autostop_mins=30).containers[0].env}
     assert env["RH_STATEFULSET"].value == "m"
+    assert env["RH_STATE_CONFIGMAP"].value == "m-rh-state"
     assert env["RH_NAMESPACE"].value_from.field_ref.field_path == "metadata.namespace"
     assert env["RH_SERVICE_ACCOUNT"].value_from.field_ref.field_path == \
         "spec.serviceAccountName"
+    assert "RH_STATE_CONFIGMAP" not in {e.name for e in _pod().containers[0].env}

@@ -27,8 +27,10 @@ starts the server again, so the pod never sits without a server; if even that fa
 non-zero, so Kubernetes restarts the container.
 """
 
+import base64
 import hmac
 import http.server
+import io
 import json
 import os
 import re
@@ -57,6 +59,10 @@ SETTINGS_FILE = os.path.join(HOME, "settings.json")
 #: Where Kubernetes mounts the pod's service-account token, its CA and namespace.
 SA_DIR = os.environ.get("RH_SA_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
 STATEFULSET = os.environ.get("RH_STATEFULSET", NAME)
+STATE_MAP = os.environ.get("RH_STATE_CONFIGMAP")
+STATE_KEY = "state.tar.gz"
+#: What a ConfigMap holds at most is 1 MiB; base64 makes it a third larger.
+STATE_LIMIT = 700 * 1024
 
 
 def say(text):
@@ -225,6 +231,7 @@ class Agent:
             say(f"the rh server stopped after {self.autostop_mins():g} idle minutes (autostop): "
                 f"scaling StatefulSet {STATEFULSET} to 0 replicas")
             try:
+                save_state()
                 scale_to_zero()
             except Exception as e:  # noqa: BLE001 - said in the log and in GET /agent
                 self.autostop_error = (
@@ -232,8 +239,8 @@ class Agent:
                     f"The pod's service account "
                     f"({os.environ.get('RH_SERVICE_ACCOUNT') or 'default'}) needs get and "
                     f"patch on statefulsets/scale (API group apps) for {STATEFULSET} (see "
-                    f"docs/clusters/kubernetes.md); the server was started again and the "
-                    f"cluster stays up until c.down()")
+                    f"docs/clusters/kubernetes.md); the server was started again, and "
+                    f"autostop tries again after the next idle period")
                 say(self.autostop_error)
                 try:
                     self.start_server()
@@ -250,9 +257,9 @@ class Agent:
                 f"next call brings the cluster back")
 
 
-def scale_to_zero():
-    """PATCH the StatefulSet's ``scale`` to 0 replicas through the in-cluster API, as the pod's
-    service account; raises with the API's own message when refused."""
+def kube_request(method, path, body=None, content_type="application/json"):
+    """One request to the in-cluster API as the pod's service account: the answer's JSON;
+    raises with the API's own message when refused."""
     host = os.environ.get("KUBERNETES_SERVICE_HOST")
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     if not host:
@@ -263,22 +270,17 @@ def scale_to_zero():
     except OSError as e:
         raise RuntimeError(f"no service-account token at {SA_DIR} ({e.strerror}): is "
                            f"automountServiceAccountToken off for the pod?") from None
-    namespace = os.environ.get("RH_NAMESPACE")
-    if not namespace:
-        with open(os.path.join(SA_DIR, "namespace")) as f:
-            namespace = f.read().strip()
     if ":" in host:
         host = f"[{host}]"
-    url = (f"https://{host}:{port}/apis/apps/v1/namespaces/{namespace}/statefulsets/"
-           f"{STATEFULSET}/scale")
+    url = f"https://{host}:{port}{path}"
     request = urllib.request.Request(
-        url, data=json.dumps({"spec": {"replicas": 0}}).encode(), method="PATCH",
-        headers={"Authorization": f"Bearer {token}",
-                 "Content-Type": "application/merge-patch+json", "Accept": "application/json"})
+        url, data=None if body is None else json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type,
+                 "Accept": "application/json"})
     context = ssl.create_default_context(cafile=os.path.join(SA_DIR, "ca.crt"))
     try:
         with urllib.request.urlopen(request, timeout=30, context=context) as answer:
-            json.load(answer)
+            return json.load(answer)
     except urllib.error.HTTPError as e:
         try:
             message = json.loads(e.read()).get("message") or e.reason
@@ -287,6 +289,81 @@ def scale_to_zero():
         raise RuntimeError(f"the API answered {e.code}: {message}") from None
     except (OSError, ssl.SSLError) as e:
         raise RuntimeError(f"the API at {url} cannot be reached: {e}") from None
+
+
+def namespace():
+    ns = os.environ.get("RH_NAMESPACE")
+    if not ns:
+        with open(os.path.join(SA_DIR, "namespace")) as f:
+            ns = f.read().strip()
+    return ns
+
+
+def scale_to_zero():
+    """PATCH the StatefulSet's ``scale`` to 0 replicas."""
+    kube_request("PATCH", f"/apis/apps/v1/namespaces/{namespace()}/statefulsets/{STATEFULSET}"
+                          f"/scale", {"spec": {"replicas": 0}}, "application/merge-patch+json")
+
+
+def state_tar():
+    """What the server served and the code synced for it (``server/NAME/resources`` and
+    ``code``), as a gzipped tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for part in (os.path.join("server", NAME, "resources"), "code"):
+            folder = os.path.join(HOME, part)
+            if not os.path.isdir(folder):
+                continue
+            for entry in sorted(os.listdir(folder)):
+                if not entry.endswith((".new", ".old", ".tar")):
+                    tar.add(os.path.join(folder, entry), arcname=os.path.join(part, entry))
+    return buf.getvalue()
+
+
+def _state_map(data=None):
+    """Read the state ConfigMap, or write ``data`` (bytes; empty: clear it) into it."""
+    path = f"/api/v1/namespaces/{namespace()}/configmaps/{STATE_MAP}"
+    current = kube_request("GET", path)
+    if data is None:
+        return current
+    current["binaryData"] = {STATE_KEY: base64.b64encode(data).decode()} if data else {}
+    return kube_request("PUT", path, current)
+
+
+def save_state():
+    """Keep what the server served in the state ConfigMap, so that the next pod serves it
+    again; says why not when it cannot (the cluster still stops)."""
+    if not STATE_MAP:
+        return
+    try:
+        data = state_tar()
+        if len(data) > STATE_LIMIT:
+            say(f"the served functions and their code ({len(data) // 1024} KiB packed) are too "
+                f"large for ConfigMap {STATE_MAP}: send them again with .to() after the "
+                f"cluster comes back")
+            return
+        _state_map(data)
+        say(f"served functions kept in ConfigMap {STATE_MAP} ({len(data) // 1024} KiB)")
+    except Exception as e:  # noqa: BLE001 - the cluster still stops; said in the log
+        say(f"could not keep the served functions in ConfigMap {STATE_MAP}: {e}; send them "
+            f"again with .to() after the cluster comes back")
+
+
+def restore_state():
+    """A new pod of a cluster stopped by autostop: take what the last pod kept, then empty the
+    ConfigMap (it is for one comeback)."""
+    if not STATE_MAP or not os.path.exists(os.path.join(SA_DIR, "token")):
+        return
+    try:
+        data = (_state_map().get("binaryData") or {}).get(STATE_KEY)
+        if not data:
+            return
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(data)), mode="r:gz") as tar:
+            extract(tar, HOME)
+        _state_map(b"")
+        say(f"served functions taken back from ConfigMap {STATE_MAP}")
+    except Exception as e:  # noqa: BLE001 - the pod starts empty; said in the log
+        say(f"could not take the served functions back from ConfigMap {STATE_MAP}: {e}")
 
 
 def extract(tar, dest):
@@ -499,6 +576,8 @@ def stop(*_):
 def main():
     os.makedirs(HOME, exist_ok=True)
     signal.signal(signal.SIGTERM, stop)
+    if not AGENT.key():
+        restore_state()
     if AGENT.key():
         say("the virtualenv is in place (a restarted container): starting the rh server")
         AGENT.start_server()

@@ -74,21 +74,41 @@ def service_account_name(c: KubernetesCluster) -> str | None:
     return autostop_account_name(c.short_name) if makes_autostop_account(c) else None
 
 
-#: What the autostop Role allows, on the cluster's StatefulSet only (``resourceNames``).
-AUTOSTOP_RULES = (("statefulsets/scale", ("get", "patch")), ("statefulsets", ("get",)))
+def state_map_name(name: str) -> str:
+    """The ConfigMap where a pod stopping by autostop keeps what its server served."""
+    return f"{name}-rh-state"
+
+
+def autostop_rules(c: KubernetesCluster) -> list[k.V1PolicyRule]:
+    """What the autostop Role allows, each on the cluster's own object only
+    (``resourceNames``): scaling its StatefulSet, and reading and writing its state
+    ConfigMap."""
+    name = c.short_name
+    return [k.V1PolicyRule(api_groups=["apps"], resources=["statefulsets/scale"],
+                           resource_names=[name], verbs=["get", "patch"]),
+            k.V1PolicyRule(api_groups=["apps"], resources=["statefulsets"],
+                           resource_names=[name], verbs=["get"]),
+            k.V1PolicyRule(api_groups=[""], resources=["configmaps"],
+                           resource_names=[state_map_name(name)], verbs=["get", "update"])]
+
+
+def state_map(c: KubernetesCluster) -> k.V1ConfigMap:
+    """The cluster's state ConfigMap, made empty (the agent fills it when the cluster stops by
+    autostop, and empties it when the next pod has taken what it holds)."""
+    name = c.short_name
+    return k.V1ConfigMap(api_version="v1", kind="ConfigMap",
+                         metadata=k.V1ObjectMeta(name=state_map_name(name), labels=labels(name)))
 
 
 def autostop_rbac(c: KubernetesCluster) -> tuple[k.V1ServiceAccount, k.V1Role, k.V1RoleBinding]:
-    """The ServiceAccount the pods run as, a Role allowing get and patch of the StatefulSet's
-    ``scale`` (and get of the StatefulSet), only for this cluster's StatefulSet, and the
-    RoleBinding between them. The account's token is mounted only in the cluster's pods."""
+    """The ServiceAccount the pods run as, a Role of :func:`autostop_rules` (this cluster's
+    StatefulSet and state ConfigMap only), and the RoleBinding between them. The account's
+    token is mounted only in the cluster's pods."""
     name = c.short_name
     account = autostop_account_name(name)
     meta = k.V1ObjectMeta(name=account, labels=labels(name))
     role = k.V1Role(api_version="rbac.authorization.k8s.io/v1", kind="Role", metadata=meta,
-                    rules=[k.V1PolicyRule(api_groups=["apps"], resources=[resource],
-                                          resource_names=[name], verbs=list(verbs))
-                           for resource, verbs in AUTOSTOP_RULES])
+                    rules=autostop_rules(c))
     binding = k.V1RoleBinding(
         api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding", metadata=meta,
         role_ref=k.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=account),
@@ -150,6 +170,8 @@ def env(c: KubernetesCluster) -> list[k.V1EnvVar]:
             field_ref=k.V1ObjectFieldSelector(field_path="spec.serviceAccountName"))),
         k.V1EnvVar(name="PYTHONUNBUFFERED", value="1"),
     ]
+    if c.autostop_mins is not None:
+        own.append(k.V1EnvVar(name="RH_STATE_CONFIGMAP", value=state_map_name(c.short_name)))
     taken = {e.name for e in own}
     return own + [k.V1EnvVar(name=n, value=v) for n, v in sorted((c.env_vars or {}).items())
                   if n not in taken]

@@ -132,6 +132,10 @@ class KubernetesProvider(ComputeProvider):
                       secret.metadata.name, ns, secret, what=secret.metadata.name)
         kube.call("create", "services", kube.core.create_namespaced_service, ns,
                   manifests.service(c), what=name, conflict_ok=True)
+        if c.autostop_mins is not None:
+            kube.call("create", "configmaps", kube.core.create_namespaced_config_map, ns,
+                      manifests.state_map(c), what=manifests.state_map_name(name),
+                      conflict_ok=True)
         if manifests.makes_autostop_account(c):
             sa, role, binding = manifests.autostop_rbac(c)
             kube.call("create", "serviceaccounts", kube.core.create_namespaced_service_account,
@@ -334,6 +338,8 @@ class KubernetesProvider(ComputeProvider):
                      "services"),
                     (kube.core.list_namespaced_secret, kube.core.delete_namespaced_secret,
                      "secrets"),
+                    (kube.core.list_namespaced_config_map,
+                     kube.core.delete_namespaced_config_map, "configmaps"),
                     (kube.rbac.list_namespaced_role_binding,
                      kube.rbac.delete_namespaced_role_binding,
                      "rolebindings.rbac.authorization.k8s.io"),
@@ -392,7 +398,8 @@ class KubernetesProvider(ComputeProvider):
             found.metadata.deletion_timestamp else None
         error = None
         head = next((p for p in pods if p.metadata.name == self.head), None)
-        if self.autostop and head is not None and waiting.is_ready(head):
+        # The agent answers while its server restarts (the pod is then not ready).
+        if self.autostop and head is not None and head.status.phase == "Running":
             try:
                 error = self._agent(self.head, "GET", "/agent", timeout=30)[1].get(
                     "autostop_error")

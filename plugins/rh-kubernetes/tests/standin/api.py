@@ -2,7 +2,7 @@
 real API server answers them (JSON objects, lists, ``Status`` refusals), so the real
 ``kubernetes`` client runs unchanged against it.
 
-Implemented: create/get/replace/delete/list (by label selector) of Secrets, Services,
+Implemented: create/get/replace/delete/list (by label selector) of Secrets, ConfigMaps, Services,
 StatefulSets (apps/v1), ServiceAccounts, and Roles and RoleBindings
 (rbac.authorization.k8s.io/v1); get and patch (merge or strategic-merge patch of
 ``spec.replicas``) of a StatefulSet's ``scale`` subresource (an ``autoscaling/v1`` Scale);
@@ -167,6 +167,8 @@ def routes(store: Store, kubelet) -> list:
               methods=["GET", "PUT", "DELETE"]),
         Route(f"{APPS}/statefulsets/{{name}}/scale", _answer(scale),
               methods=["GET", "PATCH"]),
+        Route(f"{CORE}/configmaps", collection("configmaps"), methods=["GET", "POST"]),
+        Route(f"{CORE}/configmaps/{{name}}", item("configmaps"), methods=["GET", "PUT", "DELETE"]),
         Route(f"{CORE}/serviceaccounts", collection("serviceaccounts"), methods=["GET", "POST"]),
         Route(f"{CORE}/serviceaccounts/{{name}}", item("serviceaccounts"),
               methods=["GET", "DELETE"]),

@@ -1,5 +1,5 @@
-"""The stand-in's objects: namespaces with their Secrets, Services, StatefulSets, Pods, Events,
-ServiceAccounts, Roles and RoleBindings, kept as the JSON the real API server answers; who may
+"""The stand-in's objects: namespaces with their Secrets, ConfigMaps, Services, StatefulSets,
+Pods, Events, ServiceAccounts, Roles and RoleBindings, kept as the JSON the real API server answers; who may
 do what: the kubeconfig's users by a small table keyed by bearer token, and pods' service
 accounts (the tokens the kubelet mounts into pods) by RBAC as the real server evaluates it: the
 rules of the Roles bound to the account in its namespace (``apiGroups``, ``resources`` with
@@ -25,7 +25,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 GROUPS = {"statefulsets": "apps", "roles": RBAC_GROUP, "rolebindings": RBAC_GROUP}
 KINDS = {"secrets": "Secret", "services": "Service", "statefulsets": "StatefulSet",
          "pods": "Pod", "events": "Event", "serviceaccounts": "ServiceAccount",
-         "roles": "Role", "rolebindings": "RoleBinding"}
+         "roles": "Role", "rolebindings": "RoleBinding", "configmaps": "ConfigMap"}
 API_VERSIONS = {"statefulsets": "apps/v1", "roles": f"{RBAC_GROUP}/v1",
                 "rolebindings": f"{RBAC_GROUP}/v1"}
 

@@ -13,6 +13,7 @@ port-forward. The deadlines below are generous; nothing asserts how long a step 
 
 from __future__ import annotations
 
+import json
 import time
 
 import k8sfns
@@ -77,6 +78,29 @@ def _stopped(api, name: str) -> bool:
     return _replicas(api, name) == 0 and not _pods(api, name)
 
 
+def _check_the_pods_token_may_scale_only_its_own_statefulset(standin, api):
+    """The token the stand-in's kubelet mounted into k8s-idle-0, used with the real client."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    uid = api[0].read_namespaced_pod("k8s-idle-0", "default").metadata.uid
+    token = (standin["dir"] / "state" / "pods" / uid / "serviceaccount" / "token").read_text()
+    cfg = client.Configuration()
+    cfg.host, cfg.ssl_ca_cert = standin["url"], str(standin["dir"] / "tls" / "cert.pem")
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    pod_api = client.ApiClient(cfg)
+    apps, core = client.AppsV1Api(pod_api), client.CoreV1Api(pod_api)
+    assert apps.read_namespaced_stateful_set_scale("k8s-idle", "default").spec.replicas == 1
+    for refused in (lambda: apps.patch_namespaced_stateful_set_scale(
+                        "someone-else", "default", {"spec": {"replicas": 0}}),
+                    lambda: core.list_namespaced_secret("default")):
+        with pytest.raises(ApiException) as e:
+            refused()
+        assert e.value.status == 403
+        assert 'User "system:serviceaccount:default:k8s-idle-rh-autostop" cannot' in \
+            json.loads(e.value.body)["message"]
+
+
 def test_idle_cluster_stops_itself_not_during_a_call_and_comes_back(standin, api):
     c = rh.kubernetes_cluster(name="k8s-idle", cpus="1", memory="1Gi", autostop_mins=AUTOSTOP)
     try:
@@ -87,6 +111,7 @@ def test_idle_cluster_stops_itself_not_during_a_call_and_comes_back(standin, api
                       "roles": ["k8s-idle-rh-autostop"], "rolebindings": ["k8s-idle-rh-autostop"]}
         assert _owned(api, "k8s-idle") == everything
         assert c.status()["kubernetes"]["autostop_mins"] == AUTOSTOP
+        _check_the_pods_token_may_scale_only_its_own_statefulset(standin, api)
         # A call running three times the idle limit: the server does not stop under it.
         assert nap(18, "all of it") == "all of it"
 
@@ -187,3 +212,18 @@ def test_own_service_account_without_the_permission_is_said_and_the_pod_keeps_se
     finally:
         c.down()
         core.delete_namespaced_service_account("plain-sa", "default")
+
+
+def test_keep_warm_on_a_cluster_made_without_autostop_says_when_it_applies(k8s):
+    """Its pods have no permission to scale their StatefulSet: the new limit waits for the next
+    c.up() (which would replace them), and the running server is left as it is."""
+    rh.function(k8sfns.nap).to(k8s)
+    try:
+        with pytest.warns(UserWarning, match=r"cluster 'k8s-test' was made without autostop: "
+                                             r"its pods have no permission to scale their "
+                                             r"StatefulSet. The new setting applies at the next "
+                                             r"c.up\(\)"):
+            k8s.keep_warm(10)
+        assert k8s.client().health()["autostop_mins"] is None
+    finally:
+        k8s.autostop_mins = None  # the session's cluster stays as the other tests expect it

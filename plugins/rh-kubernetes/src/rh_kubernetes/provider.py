@@ -309,6 +309,9 @@ class KubernetesProvider(ComputeProvider):
                                                    "OOMKilling", "Killing")]
         said.sort(key=lambda e: waiting._when(e) or 0)
         again = "bring the cluster up again with c.up() (and send your functions with .to())"
+        if pod is None and self.stopped():
+            return (f"the cluster stopped by autostop as the request came "
+                    f"({self._stopped_why()}); the next call brings it back")
         if pod is not None and pod.status.reason == "Evicted":
             return f"pod {head} was evicted: {pod.status.message}; {again}"
         if pod is None or (head in self.seen and pod.metadata.uid != self.seen[head][0]):

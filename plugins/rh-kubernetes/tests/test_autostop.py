@@ -37,15 +37,6 @@ def wait_for(what: str, check, timeout: float = 180.0):
         time.sleep(0.5)
 
 
-@pytest.fixture
-def api(standin):
-    """The real client on the stand-in, as the cluster's admin (to look at what rh made)."""
-    from kubernetes import client, config
-
-    base = config.new_client_from_config(config_file=str(standin["kubeconfig"]))
-    return client.CoreV1Api(base), client.AppsV1Api(base), client.RbacAuthorizationV1Api(base)
-
-
 def _owned(api, name: str) -> dict[str, list[str]]:
     core, apps, rbac = api
     sel = f"rh.cluster={name}"
@@ -152,29 +143,6 @@ def test_idle_cluster_stops_itself_not_during_a_call_and_comes_back(standin, api
         c.down()
 
 
-def test_keep_warm_never_keeps_the_running_cluster_up(standin, api):
-    """``keep_warm(-1)`` restarts the running server without the idle rule (served functions
-    stay); the pod is not replaced."""
-    c = rh.kubernetes_cluster(name="k8s-warm", cpus="1", memory="1Gi", autostop_mins=AUTOSTOP)
-    try:
-        nap = rh.function(k8sfns.nap).to(c)
-        assert c.client().health()["autostop_mins"] == AUTOSTOP
-        uid = api[0].read_namespaced_pod("k8s-warm-0", "default").metadata.uid
-        c.keep_warm(-1)
-        assert c.client().health()["autostop_mins"] is None
-        assert c.status()["kubernetes"]["autostop_mins"] is None
-        # Twice the old limit with nothing to do (a wait, not a timing assertion): still up,
-        # the same pod, nap still served.
-        time.sleep(AUTOSTOP * 60 * 2)
-        assert _replicas(api, "k8s-warm") == 1
-        assert nap(0, "warm") == "warm"
-        assert api[0].read_namespaced_pod("k8s-warm-0", "default").metadata.uid == uid
-        c.up()  # up() with the new setting: nothing to replace
-        assert api[0].read_namespaced_pod("k8s-warm-0", "default").metadata.uid == uid
-    finally:
-        c.down()
-
-
 def test_own_service_account_without_the_permission_is_said_and_the_pod_keeps_serving(
         standin, api):
     core = api[0]
@@ -212,18 +180,3 @@ def test_own_service_account_without_the_permission_is_said_and_the_pod_keeps_se
     finally:
         c.down()
         core.delete_namespaced_service_account("plain-sa", "default")
-
-
-def test_keep_warm_on_a_cluster_made_without_autostop_says_when_it_applies(k8s):
-    """Its pods have no permission to scale their StatefulSet: the new limit waits for the next
-    c.up() (which would replace them), and the running server is left as it is."""
-    rh.function(k8sfns.nap).to(k8s)
-    try:
-        with pytest.warns(UserWarning, match=r"cluster 'k8s-test' was made without autostop: "
-                                             r"its pods have no permission to scale their "
-                                             r"StatefulSet. The new setting applies at the next "
-                                             r"c.up\(\)"):
-            k8s.keep_warm(10)
-        assert k8s.client().health()["autostop_mins"] is None
-    finally:
-        k8s.autostop_mins = None  # the session's cluster stays as the other tests expect it

@@ -115,3 +115,13 @@ def control(standin):
         r.raise_for_status()
 
     return send
+
+
+@pytest.fixture
+def api(standin):
+    """The real client on the stand-in as its admin, to look at what rh made: ``(CoreV1Api,
+    AppsV1Api, RbacAuthorizationV1Api)``."""
+    from kubernetes import client, config
+
+    base = config.new_client_from_config(config_file=str(standin["kubeconfig"]))
+    return client.CoreV1Api(base), client.AppsV1Api(base), client.RbacAuthorizationV1Api(base)

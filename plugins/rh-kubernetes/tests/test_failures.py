@@ -126,7 +126,10 @@ def test_no_kubeconfig(own, monkeypatch, tmp_path):
      r"unknown key\(s\) \['effects'\]"),
     ({"name": "k", "env_vars": {"A B": "1"}}, r"env_vars names \['A B'\] are not valid"),
     ({"name": "k", "namespace": "Team"}, "is not a Kubernetes namespace name"),
-    ({"name": "k", "autostop_mins": 0}, "autostop_mins is a whole number of minutes"),
+    ({"name": "k", "autostop_mins": 0}, r"autostop_mins is the idle minutes after which the "
+                                        r"cluster scales to no pods \(a number above 0; "
+                                        r"fractions allowed\), or -1 or None for never; got 0"),
+    ({"name": "k", "autostop_mins": "10"}, r"autostop_mins is the idle minutes .* got '10'"),
     ({}, "a kubernetes cluster needs a name"),
 ])
 def test_bad_arguments_say_what_to_give(fields, says):
@@ -139,7 +142,7 @@ def test_several_pods_are_refused_until_built(own):
         own("multi", num_nodes=2).up()
 
 
-def test_autostop_is_said_not_to_be_applied():
-    with pytest.warns(UserWarning, match=r"autostop_mins=30 is not applied yet for kubernetes "
-                                         r"clusters: the pods of 'idle' stay until c.down\(\)"):
-        rh.kubernetes_cluster(name="idle", autostop_mins=30)
+def test_keep_warm_refuses_what_autostop_refuses():
+    c = rh.kubernetes_cluster(name="warm")
+    with pytest.raises(rh.ConfigError, match=r"autostop_mins is the idle minutes .* got -5"):
+        c.keep_warm(-5)

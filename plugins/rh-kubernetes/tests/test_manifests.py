@@ -89,3 +89,42 @@ def test_spec_digest_changes_with_the_spec():
     assert a.metadata.annotations[key] != b.metadata.annotations[key]
     assert a.metadata.annotations[key] == manifests.stateful_set(
         kubernetes_cluster(name="m")).metadata.annotations[key]
+
+
+@pytest.mark.parametrize("fields, account, rbac", [
+    ({}, None, False),
+    ({"autostop_mins": 30}, "m-rh-autostop", True),
+    ({"autostop_mins": 0.5}, "m-rh-autostop", True),
+    ({"autostop_mins": -1}, "m-rh-autostop", True),  # keep_warm(-1): the pods stay as they are
+    ({"autostop_mins": 30, "service_account": "mine"}, "mine", False),
+    ({"service_account": "mine"}, "mine", False),
+])
+def test_pods_service_account_and_whether_rh_makes_the_autostop_one(fields, account, rbac):
+    c = kubernetes_cluster(name="m", **fields)
+    assert _pod(**fields).service_account_name == account
+    assert manifests.makes_autostop_account(c) is rbac
+
+
+def test_autostop_rbac_allows_scaling_only_this_statefulset():
+    sa, role, binding = manifests.autostop_rbac(kubernetes_cluster(name="m", namespace="team",
+                                                                   autostop_mins=30))
+    for obj in (sa, role, binding):
+        assert (obj.metadata.name, obj.metadata.labels) == ("m-rh-autostop", LABELS)
+    assert [(r.api_groups, r.resources, r.resource_names, r.verbs) for r in role.rules] == [
+        (["apps"], ["statefulsets/scale"], ["m"], ["get", "patch"]),
+        (["apps"], ["statefulsets"], ["m"], ["get"]),
+        ([""], ["configmaps"], ["m-rh-state"], ["get", "update"])]
+    assert (binding.role_ref.kind, binding.role_ref.name, binding.role_ref.api_group) == (
+        "Role", "m-rh-autostop", "rbac.authorization.k8s.io")
+    assert [(s.kind, s.name, s.namespace) for s in binding.subjects] == [
+        ("ServiceAccount", "m-rh-autostop", "team")]
+
+
+def test_the_agent_is_told_what_to_scale():
+    env = {e.name: e for e in _pod(autostop_mins=30).containers[0].env}
+    assert env["RH_STATEFULSET"].value == "m"
+    assert env["RH_STATE_CONFIGMAP"].value == "m-rh-state"
+    assert env["RH_NAMESPACE"].value_from.field_ref.field_path == "metadata.namespace"
+    assert env["RH_SERVICE_ACCOUNT"].value_from.field_ref.field_path == \
+        "spec.serviceAccountName"
+    assert "RH_STATE_CONFIGMAP" not in {e.name for e in _pod().containers[0].env}

@@ -6,9 +6,11 @@ reached through the API server's port-forward, and answers (each request with th
 mounted from the cluster's Secret):
 
 - ``GET /agent``: its state, the Python and platform of the image, the installed wheels' key;
-- ``PUT /wheelhouse?key=K&extras=E``: a tar of wheels: a virtualenv over the image's packages
-  is made from them (offline) and the rh server started on the pod's loopback
-  (``RH_SERVER_PORT``);
+- ``PUT /wheelhouse?key=K&extras=E&autostop=M``: a tar of wheels: a virtualenv over the image's
+  packages is made from them (offline) and the rh server started on the pod's loopback
+  (``RH_SERVER_PORT``), with the idle rule ``--autostop-mins M`` when ``M`` is above 0;
+- ``POST /settings``: ``{"autostop_mins": M}``, kept in the pod's volume; a running server is
+  started again with it (the served functions come back: the server saved them);
 - ``GET /code/NAME`` and ``PUT /code/NAME?digest=D``: the digest of a synced code folder, and a
   tar that replaces it;
 - ``POST /restart``: a new server process;
@@ -16,22 +18,32 @@ mounted from the cluster's Secret):
 
 A container restarted in the same pod finds the virtualenv in its emptyDir and starts the
 server at once. When the server exits, the agent exits with its code, so Kubernetes restarts
-the container (and reports a crash loop).
+the container (and reports a crash loop); except when it stopped by its idle rule (exit code 0
+with autostop on): then the agent scales its own StatefulSet to 0 replicas through the
+in-cluster API (the pod's service-account token, ``ca.crt`` and ``KUBERNETES_SERVICE_HOST`` /
+``_PORT``, as Kubernetes mounts and sets them), so the pods go and cost nothing. When that is
+refused or fails, it says why in the pod's log and in ``GET /agent`` (``autostop_error``) and
+starts the server again, so the pod never sits without a server; if even that fails it exits
+non-zero, so Kubernetes restarts the container.
 """
 
+import base64
 import hmac
 import http.server
+import io
 import json
 import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -43,6 +55,14 @@ TOKEN_FILE = os.environ.get("RH_TOKEN_FILE", "/mnt/rh-token/token")
 VENV = os.path.join(HOME, "venv")
 KEY_FILE = os.path.join(VENV, ".rh-wheelhouse")
 CODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SETTINGS_FILE = os.path.join(HOME, "settings.json")
+#: Where Kubernetes mounts the pod's service-account token, its CA and namespace.
+SA_DIR = os.environ.get("RH_SA_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
+STATEFULSET = os.environ.get("RH_STATEFULSET", NAME)
+STATE_MAP = os.environ.get("RH_STATE_CONFIGMAP")
+STATE_KEY = "state.tar.gz"
+#: What a ConfigMap holds at most is 1 MiB; base64 makes it a third larger.
+STATE_LIMIT = 700 * 1024
 
 
 def say(text):
@@ -63,6 +83,24 @@ class Agent:
         self.extras = "server"
         self.ray = None
         self.stopping = False
+        #: Why the last scale-down by autostop failed (None: it did not).
+        self.autostop_error = None
+
+    def settings(self):
+        try:
+            with open(SETTINGS_FILE) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def save_settings(self, settings):
+        with open(SETTINGS_FILE + ".new", "w") as f:
+            json.dump(settings, f)
+        os.replace(SETTINGS_FILE + ".new", SETTINGS_FILE)
+
+    def autostop_mins(self):
+        mins = self.settings().get("autostop_mins")
+        return mins if isinstance(mins, (int, float)) and mins > 0 else None
 
     def key(self):
         try:
@@ -74,7 +112,8 @@ class Agent:
     def info(self):
         return {"state": self.state, "error": self.error, "key": self.key(),
                 "python": "%d.%d" % sys.version_info[:2], "platform": sysconfig.get_platform(),
-                "server_pid": self.server.pid if self.server else None, "home": HOME}
+                "server_pid": self.server.pid if self.server else None, "home": HOME,
+                "autostop_mins": self.autostop_mins(), "autostop_error": self.autostop_error}
 
     def install(self, tar_path, key, extras):
         """The virtualenv from the wheels in ``tar_path`` (pip itself comes from them too)."""
@@ -133,10 +172,13 @@ class Agent:
         env = dict(os.environ)
         if self.ray:
             env["RH_RAY_ADDRESS"] = self.ray
-        proc = subprocess.Popen(
-            [os.path.join(VENV, "bin", "python"), "-m", "rh_server", "--host", "127.0.0.1",
-             "--port", str(SERVER_PORT), "--name", NAME, "--home", HOME, "--token-stdin"],
-            stdin=subprocess.PIPE, env=env, cwd=HOME, start_new_session=True)
+        argv = [os.path.join(VENV, "bin", "python"), "-m", "rh_server", "--host", "127.0.0.1",
+                "--port", str(SERVER_PORT), "--name", NAME, "--home", HOME, "--token-stdin"]
+        mins = self.autostop_mins()
+        if mins:
+            argv += ["--autostop-mins", repr(mins)]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env, cwd=HOME,
+                                start_new_session=True)
         proc.stdin.write((read_token() + "\n").encode())
         proc.stdin.close()
         self.server = proc
@@ -172,8 +214,156 @@ class Agent:
     def watch(self, proc):
         code = proc.wait()
         if self.server is proc and not self.stopping:
+            if code == 0 and self.autostop_mins():
+                self.autostopped(proc)
+                return
             say(f"the rh server exited with code {code}")
             os._exit(code or 1)
+
+    def autostopped(self, proc):
+        """The server ``proc`` stopped by its idle rule: scale the StatefulSet to 0 (the pods
+        go); when that fails, say why and start the server again."""
+        with self.lock:
+            if self.stopping or self.server is not proc:
+                return  # replaced meanwhile (a restart, a new wheelhouse)
+            self.server = None
+            self.state = "stopping by autostop"
+            say(f"the rh server stopped after {self.autostop_mins():g} idle minutes (autostop): "
+                f"scaling StatefulSet {STATEFULSET} to 0 replicas")
+            try:
+                save_state()
+                scale_to_zero()
+            except Exception as e:  # noqa: BLE001 - said in the log and in GET /agent
+                self.autostop_error = (
+                    f"autostop could not scale StatefulSet {STATEFULSET} to 0 replicas: {e}. "
+                    f"The pod's service account "
+                    f"({os.environ.get('RH_SERVICE_ACCOUNT') or 'default'}) needs get and "
+                    f"patch on statefulsets/scale (API group apps) for {STATEFULSET} (see "
+                    f"docs/clusters/kubernetes.md); the server was started again, and "
+                    f"autostop tries again after the next idle period")
+                say(self.autostop_error)
+                try:
+                    self.start_server()
+                    self.wait_healthy()
+                except Exception as e2:  # noqa: BLE001 - the container restarts instead
+                    say(f"starting the rh server again failed: {e2}; exiting so that "
+                        f"Kubernetes restarts the container")
+                    os._exit(1)
+                say("rh server started again: this pod keeps serving")
+                return
+            self.autostop_error = None
+            self.state = "stopped by autostop"
+            say(f"StatefulSet {STATEFULSET} scaled to 0 replicas: this pod goes; c.up() or the "
+                f"next call brings the cluster back")
+
+
+def kube_request(method, path, body=None, content_type="application/json"):
+    """One request to the in-cluster API as the pod's service account: the answer's JSON;
+    raises with the API's own message when refused."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        raise RuntimeError("KUBERNETES_SERVICE_HOST is not set: the pod cannot reach the API")
+    try:
+        with open(os.path.join(SA_DIR, "token")) as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise RuntimeError(f"no service-account token at {SA_DIR} ({e.strerror}): is "
+                           f"automountServiceAccountToken off for the pod?") from None
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"https://{host}:{port}{path}"
+    request = urllib.request.Request(
+        url, data=None if body is None else json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type,
+                 "Accept": "application/json"})
+    context = ssl.create_default_context(cafile=os.path.join(SA_DIR, "ca.crt"))
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read()).get("message") or e.reason
+        except ValueError:
+            message = e.reason
+        raise RuntimeError(f"the API answered {e.code}: {message}") from None
+    except (OSError, ssl.SSLError) as e:
+        raise RuntimeError(f"the API at {url} cannot be reached: {e}") from None
+
+
+def namespace():
+    ns = os.environ.get("RH_NAMESPACE")
+    if not ns:
+        with open(os.path.join(SA_DIR, "namespace")) as f:
+            ns = f.read().strip()
+    return ns
+
+
+def scale_to_zero():
+    """PATCH the StatefulSet's ``scale`` to 0 replicas."""
+    kube_request("PATCH", f"/apis/apps/v1/namespaces/{namespace()}/statefulsets/{STATEFULSET}"
+                          f"/scale", {"spec": {"replicas": 0}}, "application/merge-patch+json")
+
+
+def state_tar():
+    """What the server served and the code synced for it (``server/NAME/resources`` and
+    ``code``), as a gzipped tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for part in (os.path.join("server", NAME, "resources"), "code"):
+            folder = os.path.join(HOME, part)
+            if not os.path.isdir(folder):
+                continue
+            for entry in sorted(os.listdir(folder)):
+                if not entry.endswith((".new", ".old", ".tar")):
+                    tar.add(os.path.join(folder, entry), arcname=os.path.join(part, entry))
+    return buf.getvalue()
+
+
+def _state_map(data=None):
+    """Read the state ConfigMap, or write ``data`` (bytes; empty: clear it) into it."""
+    path = f"/api/v1/namespaces/{namespace()}/configmaps/{STATE_MAP}"
+    current = kube_request("GET", path)
+    if data is None:
+        return current
+    current["binaryData"] = {STATE_KEY: base64.b64encode(data).decode()} if data else {}
+    return kube_request("PUT", path, current)
+
+
+def save_state():
+    """Keep what the server served in the state ConfigMap, so that the next pod serves it
+    again; says why not when it cannot (the cluster still stops)."""
+    if not STATE_MAP:
+        return
+    try:
+        data = state_tar()
+        if len(data) > STATE_LIMIT:
+            say(f"the served functions and their code ({len(data) // 1024} KiB packed) are too "
+                f"large for ConfigMap {STATE_MAP}: send them again with .to() after the "
+                f"cluster comes back")
+            return
+        _state_map(data)
+        say(f"served functions kept in ConfigMap {STATE_MAP} ({len(data) // 1024} KiB)")
+    except Exception as e:  # noqa: BLE001 - the cluster still stops; said in the log
+        say(f"could not keep the served functions in ConfigMap {STATE_MAP}: {e}; send them "
+            f"again with .to() after the cluster comes back")
+
+
+def restore_state():
+    """A new pod of a cluster stopped by autostop: take what the last pod kept, then empty the
+    ConfigMap (it is for one comeback)."""
+    if not STATE_MAP or not os.path.exists(os.path.join(SA_DIR, "token")):
+        return
+    try:
+        data = (_state_map().get("binaryData") or {}).get(STATE_KEY)
+        if not data:
+            return
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(data)), mode="r:gz") as tar:
+            extract(tar, HOME)
+        _state_map(b"")
+        say(f"served functions taken back from ConfigMap {STATE_MAP}")
+    except Exception as e:  # noqa: BLE001 - the pod starts empty; said in the log
+        say(f"could not take the served functions back from ConfigMap {STATE_MAP}: {e}")
 
 
 def extract(tar, dest):
@@ -278,7 +468,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/ray":
             length = int(self.headers.get("Content-Length", "0"))
             return self.start_ray(json.loads(self.rfile.read(length) or b"{}"))
+        if path == "/settings":
+            length = int(self.headers.get("Content-Length", "0"))
+            return self.change_settings(json.loads(self.rfile.read(length) or b"{}"))
         self.answer(404, {"error": f"no route {path}"})
+
+    def change_settings(self, wanted):
+        mins = wanted.get("autostop_mins")
+        if mins is not None and (isinstance(mins, bool) or not isinstance(mins, (int, float))):
+            return self.answer(400, {"error": f"autostop_mins must be a number, got {mins!r}"})
+        with AGENT.lock:
+            if mins == AGENT.autostop_mins() or (not mins and not AGENT.autostop_mins()):
+                return self.answer(200, AGENT.info())
+            AGENT.save_settings({**AGENT.settings(), "autostop_mins": mins or 0})
+            say(f"autostop set to {mins:g} idle minutes" if mins and mins > 0 else
+                "autostop off")
+            if AGENT.server is not None:
+                AGENT.stopping = True
+                AGENT.stop_server()
+                AGENT.stopping = False
+                AGENT.start_server()
+                AGENT.wait_healthy()
+        self.answer(200, AGENT.info())
 
     def wheelhouse(self, params):
         upload = os.path.join(HOME, ".wheelhouse.tar")
@@ -288,6 +499,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 AGENT.stopping = True
                 AGENT.stop_server()
                 AGENT.install(upload, params.get("key", "unknown"), params.get("extras", "server"))
+                AGENT.save_settings({**AGENT.settings(),
+                                     "autostop_mins": float(params.get("autostop") or 0)})
                 AGENT.start_server()
                 AGENT.wait_healthy()
             except Exception as e:  # noqa: BLE001 - told to the client, which shows it
@@ -363,6 +576,8 @@ def stop(*_):
 def main():
     os.makedirs(HOME, exist_ok=True)
     signal.signal(signal.SIGTERM, stop)
+    if not AGENT.key():
+        restore_state()
     if AGENT.key():
         say("the virtualenv is in place (a restarted container): starting the rh server")
         AGENT.start_server()

@@ -96,6 +96,7 @@ class Kube:
         api = k.ApiClient(self.cfg)
         self.core = k.CoreV1Api(api)
         self.apps = k.AppsV1Api(api)
+        self.rbac = k.RbacAuthorizationV1Api(api)
         self._pf = k.CoreV1Api(k.ApiClient(self.cfg))
         self._pf_lock = threading.Lock()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any, ClassVar
 
 import attrs
@@ -83,9 +82,12 @@ def _names(inst, attr, value):
 
 
 def _autostop(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"autostop_mins is a whole number of minutes (1 or more) or None, "
-                          f"got {value!r}")
+    if value is None or value == -1:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"autostop_mins is the idle minutes after which the cluster scales "
+                          f"to no pods (a number above 0; fractions allowed), or -1 or None "
+                          f"for never; got {value!r}")
 
 
 @attrs.define(kw_only=True, slots=False)
@@ -122,8 +124,11 @@ class KubernetesCluster(Cluster):
     env_vars: dict[str, str] | None = attrs.field(default=None, validator=_str_dict)
     #: Names of existing Secrets to pull a private image with.
     image_pull_secrets: list[str] | None = attrs.field(default=None, validator=_names)
-    #: Scale the cluster to no pods after this many idle minutes (None: never).
-    autostop_mins: int | None = attrs.field(default=None, validator=_autostop)
+    #: Scale the cluster to no pods after this many idle minutes: no call running and no
+    #: request but ``/health`` (None or -1: never). The pods' service account needs get and
+    #: patch on the StatefulSet's ``scale``: rh makes one with that Role unless
+    #: ``service_account`` is given.
+    autostop_mins: float | None = attrs.field(default=None, validator=_autostop)
 
     def __attrs_post_init__(self):
         name = self.short_name
@@ -141,9 +146,6 @@ class KubernetesCluster(Cluster):
             raise ConfigError(f"gpu_type={self.gpu_type!r} needs gpus= (how many per pod)")
         if self.server_port is None:
             self.server_port = SERVER_PORT
-        if self.autostop_mins is not None:
-            warnings.warn(f"autostop_mins={self.autostop_mins} is not applied yet for kubernetes "
-                          f"clusters: the pods of {name!r} stay until c.down()", stacklevel=3)
 
     def up(self) -> KubernetesCluster:
         """Bring the cluster up, or check that it is: the workload, its pods, the server in
@@ -152,9 +154,31 @@ class KubernetesCluster(Cluster):
         return self.up_if_not()
 
     def status(self) -> dict[str, Any]:
-        """The server's status, with the pods under ``"kubernetes"``: namespace, context and
-        per pod its name, phase, readiness, node and restarts."""
-        return {**super().status(), "kubernetes": self.provider.describe()}
+        """The server's status, with the pods under ``"kubernetes"``: namespace, context,
+        replicas, autostop (its minutes, ``stopped`` when the cluster stopped itself, and
+        ``autostop_error`` when its pod could not) and per pod its name, phase, readiness, node
+        and restarts. A stopped cluster is not brought up: its status is the ``kubernetes``
+        part alone, with ``"state": "stopped"``."""
+        kube = self.provider.describe()
+        if kube.get("stopped"):
+            return {"cluster": self.short_name, "state": "stopped", "kubernetes": kube}
+        return {**super().status(), "kubernetes": kube}
+
+    def logs(self) -> str:
+        """The head pod's log (the agent's lines and the server's); for a stopped cluster, a
+        line saying so (its pods and their logs are gone)."""
+        return self.provider.server_log() or super().logs()
+
+    def keep_warm(self, mins: float = -1) -> KubernetesCluster:
+        """Scale to no pods after ``mins`` idle minutes from now on (-1: never). A running
+        server takes it at once (restarted in its pod; served functions stay) when its pods may
+        scale their StatefulSet; a cluster made without autostop and without a service account
+        of yours gets rh's autostop account at its next ``c.up()``, which replaces its pods."""
+        _autostop(self, attrs.fields(type(self)).autostop_mins, mins)
+        self.autostop_mins = mins
+        self.__dict__["_keep_warm_mins"] = mins
+        self.provider.keep_warm(mins)
+        return self
 
 
 def kubernetes_cluster(name: str | None = None, namespace: str = "default",
@@ -166,7 +190,7 @@ def kubernetes_cluster(name: str | None = None, namespace: str = "default",
                        service_account: str | None = None,
                        env_vars: dict[str, str] | None = None,
                        image_pull_secrets: list[str] | None = None,
-                       autostop_mins: int | None = None) -> KubernetesCluster:
+                       autostop_mins: float | None = None) -> KubernetesCluster:
     """A cluster of pods on a Kubernetes cluster you already have (``rh.kubernetes_cluster``).
 
     Nothing is created until it is used (``c.up()``, or ``rh.function(fn).to(c)``); see

@@ -1,6 +1,8 @@
 """What a cluster spec becomes in Kubernetes: the Secret with the server's owner token, the
-headless Service, and the StatefulSet whose pods run the agent and the server, as
-``kubernetes.client`` models (so each field can be read and asserted).
+headless Service, the StatefulSet whose pods run the agent and the server, and, for a cluster
+with autostop and no service account of the user's, the ServiceAccount, Role and RoleBinding
+that let its pods scale their own StatefulSet to 0, as ``kubernetes.client`` models (so each
+field can be read and asserted).
 
 Every object carries the labels of :func:`labels`; ``down`` deletes by them, and only objects
 with both labels.
@@ -52,6 +54,70 @@ def token_secret_name(name: str) -> str:
     return f"{name}-rh-token"
 
 
+def autostop_account_name(name: str) -> str:
+    """The name of the ServiceAccount, Role and RoleBinding rh makes for autostop."""
+    return f"{name}-rh-autostop"
+
+
+def makes_autostop_account(c: KubernetesCluster) -> bool:
+    """Whether rh makes the cluster's autostop permission: the cluster has an autostop setting
+    (``autostop_mins`` not None; ``-1`` from ``keep_warm(-1)`` keeps the account so that the
+    pods are not replaced) and the user named no service account of theirs."""
+    return c.autostop_mins is not None and not c.service_account
+
+
+def service_account_name(c: KubernetesCluster) -> str | None:
+    """The pods' service account: the user's, rh's autostop one, or None (the namespace's
+    ``default``)."""
+    if c.service_account:
+        return c.service_account
+    return autostop_account_name(c.short_name) if makes_autostop_account(c) else None
+
+
+def state_map_name(name: str) -> str:
+    """The ConfigMap where a pod stopping by autostop keeps what its server served."""
+    return f"{name}-rh-state"
+
+
+def autostop_rules(c: KubernetesCluster) -> list[k.V1PolicyRule]:
+    """What the autostop Role allows, each on the cluster's own object only
+    (``resourceNames``): scaling its StatefulSet, and reading and writing its state
+    ConfigMap."""
+    name = c.short_name
+    return [k.V1PolicyRule(api_groups=["apps"], resources=["statefulsets/scale"],
+                           resource_names=[name], verbs=["get", "patch"]),
+            k.V1PolicyRule(api_groups=["apps"], resources=["statefulsets"],
+                           resource_names=[name], verbs=["get"]),
+            k.V1PolicyRule(api_groups=[""], resources=["configmaps"],
+                           resource_names=[state_map_name(name)], verbs=["get", "update"])]
+
+
+def state_map(c: KubernetesCluster) -> k.V1ConfigMap:
+    """The cluster's state ConfigMap, made empty (the agent fills it when the cluster stops by
+    autostop, and empties it when the next pod has taken what it holds)."""
+    name = c.short_name
+    return k.V1ConfigMap(api_version="v1", kind="ConfigMap",
+                         metadata=k.V1ObjectMeta(name=state_map_name(name), labels=labels(name)))
+
+
+def autostop_rbac(c: KubernetesCluster) -> tuple[k.V1ServiceAccount, k.V1Role, k.V1RoleBinding]:
+    """The ServiceAccount the pods run as, a Role of :func:`autostop_rules` (this cluster's
+    StatefulSet and state ConfigMap only), and the RoleBinding between them. The account's
+    token is mounted only in the cluster's pods."""
+    name = c.short_name
+    account = autostop_account_name(name)
+    meta = k.V1ObjectMeta(name=account, labels=labels(name))
+    role = k.V1Role(api_version="rbac.authorization.k8s.io/v1", kind="Role", metadata=meta,
+                    rules=autostop_rules(c))
+    binding = k.V1RoleBinding(
+        api_version="rbac.authorization.k8s.io/v1", kind="RoleBinding", metadata=meta,
+        role_ref=k.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=account),
+        subjects=[k.RbacV1Subject(kind="ServiceAccount", name=account,
+                                  namespace=c.namespace)])
+    sa = k.V1ServiceAccount(api_version="v1", kind="ServiceAccount", metadata=meta)
+    return sa, role, binding
+
+
 def resources(c: KubernetesCluster) -> k.V1ResourceRequirements:
     """Requests and limits: CPU is requested (not limited: a limit throttles), memory is
     requested and limited alike, GPUs go in the limits (Kubernetes sets the request)."""
@@ -95,8 +161,17 @@ def env(c: KubernetesCluster) -> list[k.V1EnvVar]:
         k.V1EnvVar(name="RH_TOKEN_FILE", value=f"{TOKEN_MOUNT}/token"),
         k.V1EnvVar(name="RH_POD_IP", value_from=k.V1EnvVarSource(
             field_ref=k.V1ObjectFieldSelector(field_path="status.podIP"))),
+        # What the agent scales when the server stops by autostop, and as whom (for its
+        # messages).
+        k.V1EnvVar(name="RH_STATEFULSET", value=c.short_name),
+        k.V1EnvVar(name="RH_NAMESPACE", value_from=k.V1EnvVarSource(
+            field_ref=k.V1ObjectFieldSelector(field_path="metadata.namespace"))),
+        k.V1EnvVar(name="RH_SERVICE_ACCOUNT", value_from=k.V1EnvVarSource(
+            field_ref=k.V1ObjectFieldSelector(field_path="spec.serviceAccountName"))),
         k.V1EnvVar(name="PYTHONUNBUFFERED", value="1"),
     ]
+    if c.autostop_mins is not None:
+        own.append(k.V1EnvVar(name="RH_STATE_CONFIGMAP", value=state_map_name(c.short_name)))
     taken = {e.name for e in own}
     return own + [k.V1EnvVar(name=n, value=v) for n, v in sorted((c.env_vars or {}).items())
                   if n not in taken]
@@ -127,7 +202,7 @@ def pod_spec(c: KubernetesCluster) -> k.V1PodSpec:
                      secret_name=token_secret_name(c.short_name), default_mode=0o400))],
         node_selector=node_selector(c),
         tolerations=tolerations(c),
-        service_account_name=c.service_account,
+        service_account_name=service_account_name(c),
         image_pull_secrets=[k.V1LocalObjectReference(name=n) for n in c.image_pull_secrets or []]
         or None,
         termination_grace_period_seconds=10,

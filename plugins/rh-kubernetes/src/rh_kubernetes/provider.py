@@ -1,13 +1,21 @@
 """The ``kubernetes`` compute provider: the cluster's objects created (or found) in its
 namespace, its pods waited for, rh's wheels installed in each pod through its agent, the
-server's readiness awaited; ``down`` deletes what rh created, by label."""
+server's readiness awaited; ``down`` deletes what rh created, by label.
+
+Autostop: the agent in the head pod scales the StatefulSet to 0 replicas when the server stops
+by its idle rule (see :mod:`rh_kubernetes.agent`). A StatefulSet at 0 replicas is a stopped
+cluster (rh itself never scales to 0: ``down`` deletes): ``up``, and the next connection to
+its server, scale it back and install rh in the new pods."""
 
 from __future__ import annotations
 
+import json
 import sys
 import sysconfig
 import tarfile
+import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from rh_core import wheelhouse
@@ -40,6 +48,8 @@ class KubernetesProvider(ComputeProvider):
         self._kube: Kube | None = None
         #: Pod name -> (uid, restart count) when this process last brought the pods up.
         self.seen: dict[str, tuple[str, int]] = {}
+        #: Held while a stopped cluster is brought back (connections arrive side by side).
+        self._resuming = threading.Lock()
 
     @property
     def kube(self) -> Kube:
@@ -59,7 +69,15 @@ class KubernetesProvider(ComputeProvider):
         c = self.cluster
         return tokens.cluster_token(f"kubernetes:{self.kube.context}:{c.namespace}:{c.short_name}")
 
+    @property
+    def autostop(self) -> float:
+        """The idle minutes the servers stop after (0: never)."""
+        mins = self.cluster.autostop_mins
+        return mins if mins is not None and mins > 0 else 0
+
     def each(self, fn, items: list) -> list:
+        if not items:
+            return []
         if len(items) == 1:
             return [fn(items[0])]
         with ThreadPoolExecutor(len(items)) as pool:
@@ -94,6 +112,10 @@ class KubernetesProvider(ComputeProvider):
             with steps.step(f"installing rh in pod{'s' if len(stale) > 1 else ''} "
                             f"{', '.join(stale)}"):
                 self.each(lambda pod: self._install(pod, tar, key), stale)
+        settled = [p.metadata.name for p, i in zip(pods, infos, strict=True)
+                   if p.metadata.name not in stale and (i.get("autostop_mins") or 0) !=
+                   self.autostop]
+        self.each(self._send_settings, settled)
         with steps.step("waiting for the server's readiness probe"):
             pods = watcher.wait(ready=True, timeout=READY_TIMEOUT, what="become ready")
         self.seen = {p.metadata.name: (p.metadata.uid, _restarts(p)) for p in pods}
@@ -110,6 +132,19 @@ class KubernetesProvider(ComputeProvider):
                       secret.metadata.name, ns, secret, what=secret.metadata.name)
         kube.call("create", "services", kube.core.create_namespaced_service, ns,
                   manifests.service(c), what=name, conflict_ok=True)
+        if c.autostop_mins is not None:
+            kube.call("create", "configmaps", kube.core.create_namespaced_config_map, ns,
+                      manifests.state_map(c), what=manifests.state_map_name(name),
+                      conflict_ok=True)
+        if manifests.makes_autostop_account(c):
+            sa, role, binding = manifests.autostop_rbac(c)
+            kube.call("create", "serviceaccounts", kube.core.create_namespaced_service_account,
+                      ns, sa, what=sa.metadata.name, conflict_ok=True)
+            kube.call("create", "roles.rbac.authorization.k8s.io", kube.rbac.create_namespaced_role,
+                      ns, role, what=role.metadata.name, conflict_ok=True)
+            kube.call("create", "rolebindings.rbac.authorization.k8s.io",
+                      kube.rbac.create_namespaced_role_binding, ns, binding,
+                      what=binding.metadata.name, conflict_ok=True)
         wanted = manifests.stateful_set(c)
         for _ in range(240):
             found = kube.call("get", "statefulsets.apps", kube.apps.read_namespaced_stateful_set,
@@ -121,6 +156,10 @@ class KubernetesProvider(ComputeProvider):
             kube.call("create", "statefulsets.apps", kube.apps.create_namespaced_stateful_set,
                       ns, wanted, what=name)
             return "created"
+        if found.spec.replicas == 0:
+            # Stopped (by autostop): the old pod may still be terminating; a new one with its
+            # name is made only once it is gone.
+            self._wait_no_pods(120)
         digest = (found.metadata.annotations or {}).get(manifests.SPEC_ANNOTATION)
         if digest != wanted.metadata.annotations[manifests.SPEC_ANNOTATION] or \
                 found.spec.replicas != c.num_nodes:
@@ -129,6 +168,22 @@ class KubernetesProvider(ComputeProvider):
                       name, ns, wanted, what=name)
             return "updated"
         return "found"
+
+    def _wait_no_pods(self, timeout: float) -> None:
+        kube, sel = self.kube, manifests.selector(self.cluster.short_name)
+        deadline = time.monotonic() + timeout
+        while kube.call("list", "pods", kube.core.list_namespaced_pod, self.cluster.namespace,
+                        label_selector=sel).items and time.monotonic() < deadline:
+            time.sleep(0.25)
+
+    def _send_settings(self, pod: str) -> dict:
+        """Tell the agent of ``pod`` the autostop minutes (its server restarts with them)."""
+        status, info = self._agent(pod, "POST", "/settings", timeout=120,
+                                   body=json.dumps({"autostop_mins": self.autostop}).encode())
+        if status != 200:
+            raise ConnectionFailedError(f"setting autostop in pod {pod} failed: "
+                                        f"{info.get('error') or info}")
+        return info
 
     def _agent(self, pod: str, method: str, path: str, **kw) -> tuple[int, dict]:
         return exchange(self.kube, pod, manifests.AGENT_PORT, method, path, self.token(), **kw)
@@ -166,13 +221,53 @@ class KubernetesProvider(ComputeProvider):
 
     def _install(self, pod: str, tar, key: str) -> None:
         with open(tar, "rb") as f:
-            status, info = self._agent(pod, "PUT", f"/wheelhouse?key={key}&extras={self.extras}",
-                                       body=f, length=tar.stat().st_size, timeout=900)
+            status, info = self._agent(
+                pod, "PUT", f"/wheelhouse?key={key}&extras={self.extras}"
+                f"&autostop={self.autostop:g}", body=f, length=tar.stat().st_size, timeout=900)
         if status != 200:
             raise PackageInstallError(f"installing rh in pod {pod} failed: "
                                       f"{info.get('error') or info}")
 
     # ------------------------------------------------------------------ running cluster
+
+    def _read_set(self):
+        kube = self.kube
+        return kube.call("get", "statefulsets.apps", kube.apps.read_namespaced_stateful_set,
+                         self.cluster.short_name, kube.namespace, what=self.cluster.short_name,
+                         missing_ok=True)
+
+    def stopped(self) -> bool:
+        """Whether the cluster is stopped: its StatefulSet is there with 0 replicas."""
+        found = self._read_set()
+        return found is not None and not found.metadata.deletion_timestamp and \
+            found.spec.replicas == 0
+
+    def resume_if_stopped(self) -> bool:
+        """Bring a stopped cluster back (its StatefulSet scaled up, rh installed in the new
+        pods); whether it was stopped."""
+        with self._resuming:
+            if not self.stopped():
+                return False
+            with Steps(self.cluster.short_name).step(
+                    f"bringing back the cluster ({self._stopped_why()})"):
+                self.up()
+            return True
+
+    def keep_warm(self, mins: float) -> None:
+        """Apply the cluster's new ``autostop_mins`` to its running servers, when its pods run
+        as an account that may scale the StatefulSet (else at the next ``up``)."""
+        pod = self._read_pod(self.head)
+        if pod is None or not waiting.is_ready(pod):
+            return
+        wanted = manifests.service_account_name(self.cluster)
+        if (pod.spec.service_account_name or "default") != (wanted or "default"):
+            warnings.warn(
+                f"cluster {self.cluster.short_name!r} was made without autostop: its pods have "
+                f"no permission to scale their StatefulSet. The new setting applies at the "
+                f"next c.up(), which gives them rh's autostop service account and so replaces "
+                f"them (served functions must be sent again)", stacklevel=3)
+            return
+        self._send_settings(self.head)
 
     def _read_pod(self, name: str):
         kube = self.kube
@@ -193,6 +288,8 @@ class KubernetesProvider(ComputeProvider):
         deadline = time.monotonic() + RECONNECT_WAIT
         while True:
             pod = self._read_pod(self.head)
+            if (pod is None or not waiting.is_ready(pod)) and self.resume_if_stopped():
+                pod = self._read_pod(self.head)
             if pod is not None and waiting.is_ready(pod):
                 return self.kube.portforward(self.head, self.cluster.server_port)
             replaced = pod is None or (self.head in self.seen and
@@ -212,6 +309,9 @@ class KubernetesProvider(ComputeProvider):
                                                    "OOMKilling", "Killing")]
         said.sort(key=lambda e: waiting._when(e) or 0)
         again = "bring the cluster up again with c.up() (and send your functions with .to())"
+        if pod is None and self.stopped():
+            return (f"the cluster stopped by autostop as the request came "
+                    f"({self._stopped_why()}); the next call brings it back")
         if pod is not None and pod.status.reason == "Evicted":
             return f"pod {head} was evicted: {pod.status.message}; {again}"
         if pod is None or (head in self.seen and pod.metadata.uid != self.seen[head][0]):
@@ -240,7 +340,16 @@ class KubernetesProvider(ComputeProvider):
                     (kube.core.list_namespaced_service, kube.core.delete_namespaced_service,
                      "services"),
                     (kube.core.list_namespaced_secret, kube.core.delete_namespaced_secret,
-                     "secrets")):
+                     "secrets"),
+                    (kube.core.list_namespaced_config_map,
+                     kube.core.delete_namespaced_config_map, "configmaps"),
+                    (kube.rbac.list_namespaced_role_binding,
+                     kube.rbac.delete_namespaced_role_binding,
+                     "rolebindings.rbac.authorization.k8s.io"),
+                    (kube.rbac.list_namespaced_role, kube.rbac.delete_namespaced_role,
+                     "roles.rbac.authorization.k8s.io"),
+                    (kube.core.list_namespaced_service_account,
+                     kube.core.delete_namespaced_service_account, "serviceaccounts")):
                 for obj in kube.call("list", resource, verb_list, ns, label_selector=sel).items:
                     kube.call("delete", resource, delete, obj.metadata.name, ns,
                               propagation_policy="Foreground", what=obj.metadata.name,
@@ -261,27 +370,57 @@ class KubernetesProvider(ComputeProvider):
         return self.up()
 
     def server_log(self) -> str:
-        """The head pod's log: the agent's lines and the server's own log."""
+        """The head pod's log: the agent's lines and the server's own log; for a stopped
+        cluster, a line saying so."""
         kube = self.kube
-        return kube.call("read", "pods/log", kube.core.read_namespaced_pod_log, self.head,
-                         kube.namespace, container=manifests.CONTAINER, missing_ok=True) or ""
+        text = kube.call("read", "pods/log", kube.core.read_namespaced_pod_log, self.head,
+                         kube.namespace, container=manifests.CONTAINER, missing_ok=True)
+        if text is None and self.stopped():
+            return (f"cluster {self.cluster.short_name!r} is stopped: {self._stopped_why()}; "
+                    f"its pods and their logs are gone. c.up() brings it back.\n")
+        return text or ""
+
+    def _stopped_why(self) -> str:
+        if self.autostop:
+            return (f"autostop scaled StatefulSet {self.cluster.short_name} to 0 replicas after "
+                    f"{self.autostop:g} idle minutes")
+        return f"StatefulSet {self.cluster.short_name} was scaled to 0 replicas"
 
     def nodes(self) -> list[str]:
         """The pods' addresses, head first."""
         return [p.status.pod_ip for p in waiting.Watcher(self.kube, self.cluster).pods()]
 
     def describe(self) -> dict:
-        """Namespace, context and the pods: name, phase, ready, node, restarts."""
+        """Namespace, context, replicas, autostop (minutes or None; ``stopped``: why the
+        cluster has no pods, or None; ``autostop_error``: why the head pod could not stop it,
+        or None) and the pods: name, phase, ready, node, restarts."""
+        found = self._read_set()
         pods = waiting.Watcher(self.kube, self.cluster).pods()
+        replicas = found.spec.replicas if found is not None else None
+        stopped = self._stopped_why() if replicas == 0 and not \
+            found.metadata.deletion_timestamp else None
+        error = None
+        head = next((p for p in pods if p.metadata.name == self.head), None)
+        # The agent answers while its server restarts (the pod is then not ready).
+        if self.autostop and head is not None and head.status.phase == "Running":
+            try:
+                error = self._agent(self.head, "GET", "/agent", timeout=30)[1].get(
+                    "autostop_error")
+            except Exception as e:  # noqa: BLE001 - the status is worth having without it
+                error = f"the agent of pod {self.head} did not say ({e})"
         return {"namespace": self.cluster.namespace, "context": self.kube.context,
+                "replicas": replicas, "autostop_mins": self.autostop or None,
+                "stopped": stopped, "autostop_error": error,
                 "pods": [{"name": p.metadata.name, "phase": p.status.phase,
                           "ready": waiting.is_ready(p), "node": p.spec.node_name,
                           "restarts": _restarts(p)} for p in pods]}
 
     def sync_code(self, local_root: str) -> str:
         """Copy the code root into every pod (see :mod:`rh_kubernetes.codesync`), bringing the
-        cluster up first when it is not (``.to()`` syncs before it first calls the server)."""
+        cluster up first when it is not (``.to()`` syncs before it first calls the server), or
+        back when it was stopped."""
         self.cluster.up_if_not()
+        self.resume_if_stopped()
         return codesync.sync_code(self, local_root)
 
 

@@ -52,7 +52,10 @@ class Watcher:
         """Print phase changes and new events; the events of each pod (and the set's)."""
         seen: dict[str, list] = {self.name: self.events(self.name)}
         for pod in pods:
-            seen[pod.metadata.name] = self.events(pod.metadata.name)
+            # This pod's own: not those of an earlier pod of the same name (a cluster back from
+            # autostop, a pod made again after an eviction).
+            seen[pod.metadata.name] = [e for e in self.events(pod.metadata.name)
+                                       if e.involved_object.uid in (None, pod.metadata.uid)]
             state = describe_state(pod)
             if self.phases.get(pod.metadata.name) != state:
                 self.phases[pod.metadata.name] = state

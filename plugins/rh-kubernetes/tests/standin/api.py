@@ -2,14 +2,18 @@
 real API server answers them (JSON objects, lists, ``Status`` refusals), so the real
 ``kubernetes`` client runs unchanged against it.
 
-Implemented: create/get/replace/delete/list (by label selector) of Secrets, Services and
-StatefulSets (apps/v1); get/list/delete of Pods, their log, their ``eviction``; list of Events
-by ``involvedObject.name``; the ``pods/{name}/portforward`` websocket (``v4.channel.k8s.io``,
-in :mod:`standin.portforward`). Bearer tokens and a small RBAC table (:mod:`standin.store`).
+Implemented: create/get/replace/delete/list (by label selector) of Secrets, ConfigMaps, Services,
+StatefulSets (apps/v1), ServiceAccounts, and Roles and RoleBindings
+(rbac.authorization.k8s.io/v1); get and patch (merge or strategic-merge patch of
+``spec.replicas``) of a StatefulSet's ``scale`` subresource (an ``autoscaling/v1`` Scale);
+get/list/delete of Pods, their log, their ``eviction``; list of Events by
+``involvedObject.name``; the ``pods/{name}/portforward`` websocket (``v4.channel.k8s.io``, in
+:mod:`standin.portforward`). Bearer tokens: the kubeconfig's users, and the service-account
+tokens mounted into pods, judged by the Roles bound to them (:mod:`standin.store`).
 
-Not implemented: watches, patch, server-side apply, admission webhooks, discovery, any other
-resource. The ``/standin/...`` routes are the tests' controls (a node-pressure eviction, an
-OOM kill), not Kubernetes routes.
+Not implemented: watches, patch of anything but ``scale``, JSON patch, server-side apply,
+admission webhooks, discovery, ClusterRoles, any other resource. The ``/standin/...`` routes
+are the tests' controls (a node-pressure eviction, an OOM kill), not Kubernetes routes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from standin.store import Refused, Store, status
 
 CORE = "/api/v1/namespaces/{ns}"
 APPS = "/apis/apps/v1/namespaces/{ns}"
+RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
 def _answer(fn):
@@ -41,7 +47,8 @@ def routes(store: Store, kubelet) -> list:
 
     def auth(request: Request, verb: str, resource: str) -> str:
         ns = request.path_params["ns"]
-        store.authorize(request.headers.get("authorization"), verb, resource, ns)
+        store.authorize(request.headers.get("authorization"), verb, resource, ns,
+                        request.path_params.get("name"))
         return ns
 
     def collection(resource: str):
@@ -84,6 +91,39 @@ def routes(store: Store, kubelet) -> list:
             return JSONResponse(obj)
         return _answer(handle)
 
+    def scale_of(sts: dict) -> dict:
+        meta = sts["metadata"]
+        labels = ",".join(f"{k}={v}" for k, v in
+                          sts["spec"]["selector"].get("matchLabels", {}).items())
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                             "uid": meta["uid"], "resourceVersion": meta["resourceVersion"],
+                             "creationTimestamp": meta["creationTimestamp"]},
+                "spec": {"replicas": sts["spec"].get("replicas", 1)},
+                "status": {"replicas": (sts.get("status") or {}).get("replicas", 0),
+                           "selector": labels}}
+
+    async def scale(request: Request):
+        """``statefulsets/{name}/scale``: GET, and PATCH of ``spec.replicas``."""
+        ns, name = request.path_params["ns"], request.path_params["name"]
+        if request.method == "GET":
+            auth(request, "get", "statefulsets/scale")
+            return JSONResponse(scale_of(store.get(ns, "statefulsets", name)))
+        auth(request, "patch", "statefulsets/scale")
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        if kind not in MERGE_PATCHES:
+            raise Refused(status(415, "UnsupportedMediaType",
+                                 f"the stand-in takes merge patches of scale, not {kind!r}"))
+        sts = store.get(ns, "statefulsets", name)
+        replicas = ((await request.json()).get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise Refused(status(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
+                                                 f"spec.replicas: Invalid value: {replicas!r}"))
+        sts["spec"]["replicas"] = replicas
+        sts["metadata"]["resourceVersion"] = str(next(store.version))
+        kubelet.wake()
+        return JSONResponse(scale_of(sts))
+
     async def pod_log(request: Request):
         ns, name = request.path_params["ns"], request.path_params["name"]
         auth(request, "get", "pods/log")
@@ -125,6 +165,17 @@ def routes(store: Store, kubelet) -> list:
         Route(f"{APPS}/statefulsets", collection("statefulsets"), methods=["GET", "POST"]),
         Route(f"{APPS}/statefulsets/{{name}}", item("statefulsets"),
               methods=["GET", "PUT", "DELETE"]),
+        Route(f"{APPS}/statefulsets/{{name}}/scale", _answer(scale),
+              methods=["GET", "PATCH"]),
+        Route(f"{CORE}/configmaps", collection("configmaps"), methods=["GET", "POST"]),
+        Route(f"{CORE}/configmaps/{{name}}", item("configmaps"), methods=["GET", "PUT", "DELETE"]),
+        Route(f"{CORE}/serviceaccounts", collection("serviceaccounts"), methods=["GET", "POST"]),
+        Route(f"{CORE}/serviceaccounts/{{name}}", item("serviceaccounts"),
+              methods=["GET", "DELETE"]),
+        Route(f"{RBAC}/roles", collection("roles"), methods=["GET", "POST"]),
+        Route(f"{RBAC}/roles/{{name}}", item("roles"), methods=["GET", "DELETE"]),
+        Route(f"{RBAC}/rolebindings", collection("rolebindings"), methods=["GET", "POST"]),
+        Route(f"{RBAC}/rolebindings/{{name}}", item("rolebindings"), methods=["GET", "DELETE"]),
         Route(f"{CORE}/pods", collection("pods"), methods=["GET"]),
         Route(f"{CORE}/pods/{{name}}", item("pods"), methods=["GET", "DELETE"]),
         Route(f"{CORE}/pods/{{name}}/log", _answer(pod_log), methods=["GET"]),

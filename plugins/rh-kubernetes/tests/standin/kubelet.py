@@ -2,7 +2,9 @@
 and the kubelet would do with the objects of :mod:`standin.store`, in a loop.
 
 - StatefulSet: pods ``NAME-0..replicas-1`` from its template (all at once), each checked
-  against the namespace's ResourceQuota (``FailedCreate`` event when it does not fit); a
+  against the namespace's ResourceQuota and for its service account (``FailedCreate`` event
+  when it does not fit or the account does not exist); ``replicas`` lowered (through the
+  ``scale`` subresource or a replace) stops and deletes the pods above it, raised makes them; a
   ``Failed`` (evicted) pod is deleted and made again; foreground deletion deletes the pods
   first, then the set.
 - Scheduler: one node, ``standin-node``, with 4 CPUs, 16Gi and no GPUs, labels
@@ -13,7 +15,11 @@ and the kubelet would do with the objects of :mod:`standin.store`, in a loop.
   (:mod:`standin.sandbox`); exec readiness probes run there; a container that exits is
   restarted with a back-off (``CrashLoopBackOff`` from the second restart); a memory limit
   under 100Mi is ``OOMKilled`` as soon as the container starts (the stand-in's crude memory
-  model). The tests' controls add a node-pressure eviction and an OOM kill of a running pod.
+  model). As in a real pod, the container gets ``KUBERNETES_SERVICE_HOST`` and
+  ``KUBERNETES_SERVICE_PORT`` (the stand-in's address on the pods' bridge) and, at
+  ``/var/run/secrets/kubernetes.io/serviceaccount``, a token of the pod's service account,
+  ``ca.crt`` (the stand-in's certificate) and ``namespace``. The tests' controls add a
+  node-pressure eviction and an OOM kill of a running pod.
 
 Not modelled: other controllers, services' endpoints, DNS, cgroups (no CPU or memory is
 actually limited), init containers, several containers per pod.
@@ -31,6 +37,8 @@ from pathlib import Path
 from standin import sandbox
 from standin.store import Store, now, quantity
 
+#: Where a pod finds its service account's token, as Kubernetes mounts it.
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 NODE = {"name": "standin-node", "cpu": 4.0, "memory": 16 * 2**30, "nvidia.com/gpu": 0.0,
         "labels": {"kubernetes.io/hostname": "standin-node", "kubernetes.io/os": "linux"}}
 
@@ -41,6 +49,9 @@ class Kubelet:
         self.net = sandbox.Network(os.getpid() % 100000)
         self.pods: dict[str, dict] = {}  # uid -> runtime: ns, ip, proc, restarts, backoff...
         self._wake = asyncio.Event()
+        #: Where pods reach the API (set by ``standin.main`` once it listens): host, port, and
+        #: the certificate pods trust.
+        self.api: tuple[str, int, Path] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -104,6 +115,10 @@ class Kubelet:
                "spec": {**template["spec"], "hostname": name},
                "status": {"phase": "Pending", "conditions": []}}
         refusal = self.store.quota_refusal(ns, pod)
+        account = pod["spec"].get("serviceAccountName") or "default"
+        if not refusal and account not in self.store.objects(ns, "serviceaccounts"):
+            refusal = (f'pods "{name}" is forbidden: error looking up service account '
+                       f'{ns}/{account}: serviceaccount "{account}" not found')
         if refusal:
             self.store.event(ns, sts, "FailedCreate",
                              f"create Pod {name} in StatefulSet {sts['metadata']['name']} failed "
@@ -206,6 +221,7 @@ class Kubelet:
                                                 f"on machine")
         rt["env"] = self.env(ns, pod, c)
         mounts = self.volumes(ns, pod, c, d)
+        mounts[SA_MOUNT] = self.service_account(ns, pod, d)
         if rt["proc"] is None and (d / "log").exists():
             (d / "log").replace(d / "log.previous")
         rt["proc"] = sandbox.start(rt["ns"], c["command"] + c.get("args", []), rt["env"],
@@ -238,13 +254,32 @@ class Kubelet:
             self.store.event(ns, pod, "BackOff", "Back-off restarting failed container rh in "
                                                  f"pod {pod['metadata']['name']}", "Warning")
 
+    def service_account(self, ns: str, pod: dict, d: Path) -> Path:
+        """The folder mounted at :data:`SA_MOUNT`: a token of the pod's service account (made
+        once per pod), the API's certificate and the namespace."""
+        folder = d / "serviceaccount"
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            account = pod["spec"].get("serviceAccountName") or "default"
+            (folder / "token").write_text(self.store.issue_token(ns, account))
+            (folder / "ca.crt").write_bytes(self.api[2].read_bytes())
+            (folder / "namespace").write_text(ns)
+            for f in folder.iterdir():
+                f.chmod(0o444)
+        return folder
+
     def env(self, ns: str, pod: dict, c: dict) -> dict[str, str]:
         env = {"PATH": sandbox.image_path(self.state, c["image"]),
-               "HOSTNAME": pod["metadata"]["name"], "HOME": "/mnt/home"}
+               "HOSTNAME": pod["metadata"]["name"], "HOME": "/mnt/home",
+               "KUBERNETES_SERVICE_HOST": self.api[0], "KUBERNETES_SERVICE_PORT": str(self.api[1])}
         for e in c.get("env") or []:
             ref = (e.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
             env[e["name"]] = {"status.podIP": pod["status"].get("podIP", ""),
-                              "metadata.name": pod["metadata"]["name"]}.get(ref, "") if ref \
+                              "metadata.name": pod["metadata"]["name"],
+                              "metadata.namespace": ns,
+                              "spec.serviceAccountName":
+                                  pod["spec"].get("serviceAccountName") or "default",
+                              }.get(ref, "") if ref \
                 else e.get("value", "")
         return env
 

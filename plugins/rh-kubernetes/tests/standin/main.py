@@ -1,5 +1,6 @@
 """Run the Kubernetes stand-in: ``python -m standin.main --dir DIR`` (as root, from the plugin's
-tests folder). It serves HTTPS on 127.0.0.1 with a self-signed certificate, writes
+tests folder). It serves HTTPS on 127.0.0.1 (and on its address on the pods' bridge, where pods
+reach it as their in-cluster API) with a self-signed certificate, writes
 ``DIR/kubeconfig`` (contexts ``standin`` for the admin user and ``standin-limited`` for a user
 RBAC refuses to create StatefulSets) and ``DIR/ready`` once it listens, and on SIGTERM stops
 every pod it started (their processes, namespaces and the bridge) before it exits.
@@ -43,16 +44,20 @@ def kubeconfig(port: int, cert: Path) -> dict:
 
 
 async def main(folder: Path) -> None:
-    cert, key = self_signed(folder / "tls", ["127.0.0.1"])
     store = Store()
     store.add_namespace("quota-ns", {"requests.cpu": "1"})
     kubelet = Kubelet(store, folder / "state")
+    # Pods reach the API at the stand-in's address on their bridge, as a real pod reaches the
+    # ``kubernetes`` Service; the certificate names both addresses.
+    bridge = kubelet.net.host_ip
+    cert, key = self_signed(folder / "tls", ["127.0.0.1", bridge])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
+    kubelet.api = (bridge, port, cert)
     config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
+    config.bind = [f"127.0.0.1:{port}", f"{bridge}:{port}"]
     config.certfile, config.keyfile = str(cert), str(key)
     config.accesslog = None
     config.websocket_max_message_size = 64 * 2**20

@@ -2,9 +2,10 @@
 
 - its own network namespace (``ip netns``), with loopback up and a veth on the stand-in's
   bridge giving it the pod IP, so two pods may both listen on 127.0.0.1:32300;
-- its container's processes in a private mount namespace where a tmpfs covers ``/mnt`` (so
-  volumes get mount points without touching the host) and each volume's folder is bind-mounted
-  at its ``mountPath`` (under ``/mnt``); ``HOME`` is ``/mnt/home`` there. Anything else of the
+- its container's processes in a private mount namespace where a tmpfs covers ``/mnt`` and
+  another ``/run`` (so volumes get mount points without touching the host) and each volume's
+  folder is bind-mounted at its ``mountPath`` (under ``/mnt``, or the service account's folder
+  under ``/var/run``, which is ``/run`` here); ``HOME`` is ``/mnt/home`` there. Anything else of the
   filesystem is the machine's (no image layers);
 - "images" are folders of programs first on ``PATH``: ``python:*`` images hold ``python3``
   (this machine's base interpreter and its packages, not the test environment's) and have the
@@ -47,8 +48,10 @@ class Network:
         self.subnet = f"10.232.{tag % 250}"
         self.bridge = f"rhk{tag}br"
         self.next_ip = 1
+        #: The host's address on the bridge (the pods reach the stand-in's API there).
+        self.host_ip = f"{self.subnet}.254"
         sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", f"{self.subnet}.254/24", "dev", self.bridge)
+        sh("ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
 
     def add(self, key: str) -> tuple[str, str]:
@@ -135,7 +138,7 @@ def image_bin(state: Path, image: str) -> Path:
 def start(ns: str, command: list[str], env: dict[str, str], mounts: dict[str, Path],
           log: Path) -> subprocess.Popen:
     """The container's main process in the pod's namespaces, its output appended to ``log``."""
-    script = ["mount -t tmpfs tmpfs /mnt", "mkdir -p /mnt/home"]
+    script = ["mount -t tmpfs tmpfs /mnt", "mount -t tmpfs tmpfs /run", "mkdir -p /mnt/home"]
     for target, source in mounts.items():
         script += [f"mkdir -p '{target}'", f"mount --bind '{source}' '{target}'"]
     script.append('exec env -i "$@"')  # the container's environment only, its PATH included

@@ -1,6 +1,10 @@
-"""The stand-in's objects: namespaces with their Secrets, Services, StatefulSets, Pods and
-Events, kept as the JSON the real API server answers; who may do what (a small RBAC table keyed
-by bearer token); ResourceQuotas on ``requests.cpu``, ``requests.memory`` and GPUs; and the
+"""The stand-in's objects: namespaces with their Secrets, ConfigMaps, Services, StatefulSets,
+Pods, Events, ServiceAccounts, Roles and RoleBindings, kept as the JSON the real API server answers; who may
+do what: the kubeconfig's users by a small table keyed by bearer token, and pods' service
+accounts (the tokens the kubelet mounts into pods) by RBAC as the real server evaluates it: the
+rules of the Roles bound to the account in its namespace (``apiGroups``, ``resources`` with
+subresources such as ``statefulsets/scale``, ``verbs``, ``resourceNames``; ``*`` allowed; no
+ClusterRoles); ResourceQuotas on ``requests.cpu``, ``requests.memory`` and GPUs; and the
 ``Status`` answers the real server gives when it refuses."""
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ USERS = {
     "standin-limited-token": ("limited", {("create", "statefulsets")}),
 }
 #: resource -> API group ("" is the core group), as RBAC names them.
-GROUPS = {"statefulsets": "apps"}
+RBAC_GROUP = "rbac.authorization.k8s.io"
+GROUPS = {"statefulsets": "apps", "roles": RBAC_GROUP, "rolebindings": RBAC_GROUP}
 KINDS = {"secrets": "Secret", "services": "Service", "statefulsets": "StatefulSet",
-         "pods": "Pod", "events": "Event"}
+         "pods": "Pod", "events": "Event", "serviceaccounts": "ServiceAccount",
+         "roles": "Role", "rolebindings": "RoleBinding", "configmaps": "ConfigMap"}
+API_VERSIONS = {"statefulsets": "apps/v1", "roles": f"{RBAC_GROUP}/v1",
+                "rolebindings": f"{RBAC_GROUP}/v1"}
 
 
 def now() -> str:
@@ -57,11 +65,16 @@ class Store:
         self.namespaces: dict[str, dict[str, dict[str, dict]]] = {}
         self.quotas: dict[str, dict[str, str]] = {}
         self.version = itertools.count(1)
+        #: token -> (namespace, service account): the tokens the kubelet mounted into pods.
+        self.sa_tokens: dict[str, tuple[str, str]] = {}
         for ns in ("default", "kube-system"):
             self.add_namespace(ns)
 
     def add_namespace(self, ns: str, quota: dict[str, str] | None = None) -> None:
-        self.namespaces.setdefault(ns, {r: {} for r in KINDS})
+        if ns not in self.namespaces:
+            self.namespaces[ns] = {r: {} for r in KINDS}
+            # Every namespace has the service account "default" (its controller makes it).
+            self.create(ns, "serviceaccounts", {"metadata": {"name": "default"}})
         if quota:
             self.quotas[ns] = quota
 
@@ -73,16 +86,53 @@ class Store:
             raise Refused(status(401, "Unauthorized", "Unauthorized"))
         return USERS[token]
 
-    def authorize(self, authorization: str | None, verb: str, resource: str, ns: str) -> None:
-        user, denied = self.user(authorization)
+    def issue_token(self, ns: str, account: str) -> str:
+        """A token of the service account ``account`` (what the kubelet mounts into a pod)."""
+        token = f"standin-sa-{uuid.uuid4().hex}"
+        self.sa_tokens[token] = (ns, account)
+        return token
+
+    def authorize(self, authorization: str | None, verb: str, resource: str, ns: str,
+                  name: str | None = None) -> None:
+        """Refuse (401, 403) what the caller may not do: ``verb`` on ``resource`` (with its
+        subresource: ``statefulsets/scale``) in ``ns``, on the object ``name`` if given."""
+        token = (authorization or "").removeprefix("Bearer ").strip()
         base = resource.split("/")[0]
-        if (verb, resource) in denied or (verb, base) in denied and "/" not in resource:
-            group = GROUPS.get(base, "")
-            shown = f"{resource}.{group}" if group else resource
+        group = GROUPS.get(base, "")
+        if token in self.sa_tokens:
+            sa_ns, account = self.sa_tokens[token]
+            if account not in self.namespaces.get(sa_ns, {}).get("serviceaccounts", {}):
+                raise Refused(status(401, "Unauthorized", "Unauthorized"))  # account deleted
+            user = f"system:serviceaccount:{sa_ns}:{account}"
+            allowed = sa_ns == ns and any(
+                _rule_allows(rule, verb, group, resource, name)
+                for rule in self._rules(ns, account))
+        else:
+            user, denied = self.user(authorization)
+            allowed = not ((verb, resource) in denied or
+                           (verb, base) in denied and "/" not in resource)
+        if not allowed:
+            shown = f"{base}.{group}" if group else base
+            what = f'{shown} "{name}"' if name else shown
             raise Refused(status(
                 403, "Forbidden",
-                f'{shown} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
-                f'group "{group}" in the namespace "{ns}"', group=group, kind=resource))
+                f'{what} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+                f'group "{group}" in the namespace "{ns}"', group=group, kind=base,
+                **({"name": name} if name else {})))
+
+    def _rules(self, ns: str, account: str) -> list[dict]:
+        """The rules of the Roles bound to the service account ``account`` of ``ns``."""
+        rules = []
+        for binding in self.objects(ns, "rolebindings").values():
+            if not any(s.get("kind") == "ServiceAccount" and s.get("name") == account and
+                       s.get("namespace", ns) == ns for s in binding.get("subjects") or []):
+                continue
+            ref = binding.get("roleRef") or {}
+            role = self.objects(ns, "roles").get(ref.get("name")) if ref.get("kind") == "Role" \
+                else None
+            if role is not None:
+                rules += role.get("rules") or []
+        return rules
 
     def objects(self, ns: str, resource: str) -> dict[str, dict]:
         if ns not in self.namespaces:
@@ -104,7 +154,7 @@ class Store:
         meta.update(namespace=ns, uid=str(uuid.uuid4()), creationTimestamp=now(),
                     resourceVersion=str(next(self.version)))
         obj["kind"] = KINDS[resource]
-        obj.setdefault("apiVersion", "apps/v1" if resource == "statefulsets" else "v1")
+        obj.setdefault("apiVersion", API_VERSIONS.get(resource, "v1"))
         if resource == "secrets" and obj.get("stringData"):
             data = obj.setdefault("data", {})
             for k, v in obj.pop("stringData").items():
@@ -196,6 +246,15 @@ class Store:
                         f"compute-quota, requested: {key}={_show(asked, resource)}, used: "
                         f"{key}={_show(used, resource)}, limited: {key}={limit}")
         return None
+
+
+def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str | None) -> bool:
+    def has(key: str, value: str) -> bool:
+        values = rule.get(key) or []
+        return "*" in values or value in values
+    names = rule.get("resourceNames") or []
+    return (has("apiGroups", group) and has("resources", resource) and has("verbs", verb)
+            and (not names or name in names))
 
 
 def _requested(pod: dict, resource: str) -> float:

@@ -27,16 +27,13 @@ starts the server again, so the pod never sits without a server; if even that fa
 non-zero, so Kubernetes restarts the container.
 """
 
-import base64
 import hmac
 import http.server
-import io
 import json
 import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import sysconfig
@@ -45,28 +42,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import zipfile
 
-HOME = os.environ.get("RH_HOME", "/mnt/rh")
-NAME = os.environ.get("RH_CLUSTER_NAME", "rh")
+try:  # in the pod: the program registers agent_kube and agent_install as modules first
+    from agent_install import KEY_FILE, VENV, install_wheelhouse
+    from agent_kube import HOME, NAME, extract, restore_state, say, stop_by_autostop
+except ImportError:  # imported from the package (tests, tools)
+    from rh_kubernetes.agent_install import KEY_FILE, VENV, install_wheelhouse
+    from rh_kubernetes.agent_kube import HOME, NAME, extract, restore_state, say, stop_by_autostop
+
 SERVER_PORT = int(os.environ.get("RH_SERVER_PORT", "32300"))
 AGENT_PORT = int(os.environ.get("RH_AGENT_PORT", "32301"))
 TOKEN_FILE = os.environ.get("RH_TOKEN_FILE", "/mnt/rh-token/token")
-VENV = os.path.join(HOME, "venv")
-KEY_FILE = os.path.join(VENV, ".rh-wheelhouse")
 CODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SETTINGS_FILE = os.path.join(HOME, "settings.json")
-#: Where Kubernetes mounts the pod's service-account token, its CA and namespace.
-SA_DIR = os.environ.get("RH_SA_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
-STATEFULSET = os.environ.get("RH_STATEFULSET", NAME)
-STATE_MAP = os.environ.get("RH_STATE_CONFIGMAP")
-STATE_KEY = "state.tar.gz"
-#: What a ConfigMap holds at most is 1 MiB; base64 makes it a third larger.
-STATE_LIMIT = 700 * 1024
-
-
-def say(text):
-    print(f"rh-agent: {text}", flush=True)
 
 
 def read_token():
@@ -116,54 +104,8 @@ class Agent:
                 "autostop_mins": self.autostop_mins(), "autostop_error": self.autostop_error}
 
     def install(self, tar_path, key, extras):
-        """The virtualenv from the wheels in ``tar_path`` (pip itself comes from them too)."""
         self.state = "installing"
-        wheels = os.path.join(HOME, "wheelhouse")
-        shutil.rmtree(wheels, ignore_errors=True)
-        os.makedirs(wheels)
-        with tarfile.open(tar_path) as tar:
-            extract(tar, wheels)
-        os.unlink(tar_path)
-        if os.path.exists(VENV):
-            shutil.rmtree(VENV)
-        # Over the image's own packages (torch in a PyTorch image is importable by user code);
-        # rh's dependencies are installed in the virtualenv whatever the image has.
-        run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", VENV])
-        if not self.install_with_uv(wheels, extras):
-            pip = [os.path.join(wheels, n) for n in sorted(os.listdir(wheels))
-                   if n.startswith("pip-")]
-            if not pip:
-                raise RuntimeError("the wheelhouse has no pip wheel")
-            run([os.path.join(VENV, "bin", "python"), os.path.join(pip[0], "pip"), "install",
-                 "--quiet", "--disable-pip-version-check", "--no-index", "--find-links", wheels,
-                 "--ignore-installed", "pip", f"rh-core[{extras}]"])
-        with open(KEY_FILE + ".new", "w") as f:
-            f.write(key + "\n" + extras + "\n")
-        os.replace(KEY_FILE + ".new", KEY_FILE)
-        shutil.rmtree(wheels, ignore_errors=True)
-
-    def install_with_uv(self, wheels, extras):
-        """Install with the uv binary from its wheel when the wheelhouse has one (about a
-        second, where pip takes ten); False when it has none or uv cannot run here."""
-        found = [n for n in os.listdir(wheels) if n.startswith("uv-") and n.endswith(".whl")]
-        if not found:
-            return False
-        uv = os.path.join(HOME, "bin", "uv")
-        os.makedirs(os.path.dirname(uv), exist_ok=True)
-        with zipfile.ZipFile(os.path.join(wheels, found[0])) as z:
-            name = [m for m in z.namelist() if m.endswith(".data/scripts/uv")][0]
-            with open(uv + ".new", "wb") as f:
-                f.write(z.read(name))
-        os.chmod(uv + ".new", 0o755)
-        os.replace(uv + ".new", uv)
-        try:
-            run([uv, "pip", "install", "--quiet", "--offline", "--no-index", "--find-links",
-                 wheels, "--python", os.path.join(VENV, "bin", "python"), "--reinstall",
-                 "pip", "rh-core[%s]" % extras],
-                env=dict(os.environ, UV_CACHE_DIR=os.path.join(HOME, "uv-cache")))
-        except (OSError, RuntimeError):
-            return False
-        return True
+        install_wheelhouse(tar_path, key, extras)
 
     def start_server(self):
         with open(KEY_FILE) as f:
@@ -228,20 +170,8 @@ class Agent:
                 return  # replaced meanwhile (a restart, a new wheelhouse)
             self.server = None
             self.state = "stopping by autostop"
-            say(f"the rh server stopped after {self.autostop_mins():g} idle minutes (autostop): "
-                f"scaling StatefulSet {STATEFULSET} to 0 replicas")
-            try:
-                save_state()
-                scale_to_zero()
-            except Exception as e:  # noqa: BLE001 - said in the log and in GET /agent
-                self.autostop_error = (
-                    f"autostop could not scale StatefulSet {STATEFULSET} to 0 replicas: {e}. "
-                    f"The pod's service account "
-                    f"({os.environ.get('RH_SERVICE_ACCOUNT') or 'default'}) needs get and "
-                    f"patch on statefulsets/scale (API group apps) for {STATEFULSET} (see "
-                    f"docs/clusters/kubernetes.md); the server was started again, and "
-                    f"autostop tries again after the next idle period")
-                say(self.autostop_error)
+            self.autostop_error = stop_by_autostop(self.autostop_mins())
+            if self.autostop_error:
                 try:
                     self.start_server()
                     self.wait_healthy()
@@ -251,141 +181,7 @@ class Agent:
                     os._exit(1)
                 say("rh server started again: this pod keeps serving")
                 return
-            self.autostop_error = None
             self.state = "stopped by autostop"
-            say(f"StatefulSet {STATEFULSET} scaled to 0 replicas: this pod goes; c.up() or the "
-                f"next call brings the cluster back")
-
-
-def kube_request(method, path, body=None, content_type="application/json"):
-    """One request to the in-cluster API as the pod's service account: the answer's JSON;
-    raises with the API's own message when refused."""
-    host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    if not host:
-        raise RuntimeError("KUBERNETES_SERVICE_HOST is not set: the pod cannot reach the API")
-    try:
-        with open(os.path.join(SA_DIR, "token")) as f:
-            token = f.read().strip()
-    except OSError as e:
-        raise RuntimeError(f"no service-account token at {SA_DIR} ({e.strerror}): is "
-                           f"automountServiceAccountToken off for the pod?") from None
-    if ":" in host:
-        host = f"[{host}]"
-    url = f"https://{host}:{port}{path}"
-    request = urllib.request.Request(
-        url, data=None if body is None else json.dumps(body).encode(), method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type,
-                 "Accept": "application/json"})
-    context = ssl.create_default_context(cafile=os.path.join(SA_DIR, "ca.crt"))
-    try:
-        with urllib.request.urlopen(request, timeout=30, context=context) as answer:
-            return json.load(answer)
-    except urllib.error.HTTPError as e:
-        try:
-            message = json.loads(e.read()).get("message") or e.reason
-        except ValueError:
-            message = e.reason
-        raise RuntimeError(f"the API answered {e.code}: {message}") from None
-    except (OSError, ssl.SSLError) as e:
-        raise RuntimeError(f"the API at {url} cannot be reached: {e}") from None
-
-
-def namespace():
-    ns = os.environ.get("RH_NAMESPACE")
-    if not ns:
-        with open(os.path.join(SA_DIR, "namespace")) as f:
-            ns = f.read().strip()
-    return ns
-
-
-def scale_to_zero():
-    """PATCH the StatefulSet's ``scale`` to 0 replicas."""
-    kube_request("PATCH", f"/apis/apps/v1/namespaces/{namespace()}/statefulsets/{STATEFULSET}"
-                          f"/scale", {"spec": {"replicas": 0}}, "application/merge-patch+json")
-
-
-def state_tar():
-    """What the server served and the code synced for it (``server/NAME/resources`` and
-    ``code``), as a gzipped tar."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for part in (os.path.join("server", NAME, "resources"), "code"):
-            folder = os.path.join(HOME, part)
-            if not os.path.isdir(folder):
-                continue
-            for entry in sorted(os.listdir(folder)):
-                if not entry.endswith((".new", ".old", ".tar")):
-                    tar.add(os.path.join(folder, entry), arcname=os.path.join(part, entry))
-    return buf.getvalue()
-
-
-def _state_map(data=None):
-    """Read the state ConfigMap, or write ``data`` (bytes; empty: clear it) into it."""
-    path = f"/api/v1/namespaces/{namespace()}/configmaps/{STATE_MAP}"
-    current = kube_request("GET", path)
-    if data is None:
-        return current
-    current["binaryData"] = {STATE_KEY: base64.b64encode(data).decode()} if data else {}
-    return kube_request("PUT", path, current)
-
-
-def save_state():
-    """Keep what the server served in the state ConfigMap, so that the next pod serves it
-    again; says why not when it cannot (the cluster still stops)."""
-    if not STATE_MAP:
-        return
-    try:
-        data = state_tar()
-        if len(data) > STATE_LIMIT:
-            say(f"the served functions and their code ({len(data) // 1024} KiB packed) are too "
-                f"large for ConfigMap {STATE_MAP}: send them again with .to() after the "
-                f"cluster comes back")
-            return
-        _state_map(data)
-        say(f"served functions kept in ConfigMap {STATE_MAP} ({len(data) // 1024} KiB)")
-    except Exception as e:  # noqa: BLE001 - the cluster still stops; said in the log
-        say(f"could not keep the served functions in ConfigMap {STATE_MAP}: {e}; send them "
-            f"again with .to() after the cluster comes back")
-
-
-def restore_state():
-    """A new pod of a cluster stopped by autostop: take what the last pod kept, then empty the
-    ConfigMap (it is for one comeback)."""
-    if not STATE_MAP or not os.path.exists(os.path.join(SA_DIR, "token")):
-        return
-    try:
-        data = (_state_map().get("binaryData") or {}).get(STATE_KEY)
-        if not data:
-            return
-        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(data)), mode="r:gz") as tar:
-            extract(tar, HOME)
-        _state_map(b"")
-        say(f"served functions taken back from ConfigMap {STATE_MAP}")
-    except Exception as e:  # noqa: BLE001 - the pod starts empty; said in the log
-        say(f"could not take the served functions back from ConfigMap {STATE_MAP}: {e}")
-
-
-def extract(tar, dest):
-    """Unpack ``tar`` into ``dest``, refusing members that would land outside it or that are
-    not plain files, folders or links inside it."""
-    root = os.path.realpath(dest)
-    for m in tar.getmembers():
-        target = os.path.realpath(os.path.join(root, m.name))
-        if not (target == root or target.startswith(root + os.sep)):
-            raise ValueError(f"refusing {m.name!r}: outside the folder")
-        if not (m.isfile() or m.isdir() or m.issym()):
-            raise ValueError(f"refusing {m.name!r}: not a file, folder or symlink")
-        if m.issym() and os.path.isabs(m.linkname):
-            raise ValueError(f"refusing {m.name!r}: an absolute link")
-    tar.extractall(root)
-
-
-def run(argv, env=None):
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])} ... failed ({proc.returncode}):\n"
-                           f"{(proc.stdout + proc.stderr)[-3000:]}")
 
 
 AGENT = Agent()

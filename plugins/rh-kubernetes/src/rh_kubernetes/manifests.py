@@ -31,8 +31,21 @@ HOME_MOUNT = "/mnt/rh"
 TOKEN_MOUNT = "/mnt/rh-token"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+def _agent_source() -> str:
+    """``agent.py`` as one program, after its two modules (``agent_kube``, ``agent_install``)
+    are made from their sources and registered, so that its imports of them work in the pod."""
+    here = Path(__file__).parent
+    lines = ["import sys as _sys, types as _types"]
+    for name in ("agent_kube", "agent_install"):
+        source = (here / f"{name}.py").read_text()
+        lines += [f"_m = _types.ModuleType({name!r})",
+                  f"_sys.modules[{name!r}] = _m",
+                  f"exec(compile({source!r}, {name + '.py'!r}, 'exec'), _m.__dict__)"]
+    return "\n".join(lines) + "\n" + (here / "agent.py").read_text()
+
+
 #: The agent: a stdlib-only program, run as ``python3 -c`` so any image with Python works.
-AGENT_SOURCE = (Path(__file__).parent / "agent.py").read_text()
+AGENT_SOURCE = _agent_source()
 #: The readiness probe: the server's health route on the pod's loopback (the server does not
 #: listen on the pod's address).
 READY_PROBE = ("import sys, urllib.request\n"

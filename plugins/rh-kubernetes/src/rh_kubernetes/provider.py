@@ -1,21 +1,15 @@
 """The ``kubernetes`` compute provider: the cluster's objects created (or found) in its
 namespace, its pods waited for, rh's wheels installed in each pod through its agent, the
-server's readiness awaited; ``down`` deletes what rh created, by label.
-
-Autostop: the agent in the head pod scales the StatefulSet to 0 replicas when the server stops
-by its idle rule (see :mod:`rh_kubernetes.agent`). A StatefulSet at 0 replicas is a stopped
-cluster (rh itself never scales to 0: ``down`` deletes): ``up``, and the next connection to
-its server, scale it back and install rh in the new pods."""
+server's readiness awaited; ``down`` deletes what rh created, by label. Autostop, a stopped
+cluster and bringing it back: :mod:`rh_kubernetes.autostop`."""
 
 from __future__ import annotations
 
-import json
 import sys
 import sysconfig
 import tarfile
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from rh_core import wheelhouse
@@ -26,6 +20,7 @@ from rh_core.progress import Steps
 from rh_core.transport import tokens
 from rh_kubernetes import codesync, manifests, waiting
 from rh_kubernetes.api import Kube
+from rh_kubernetes.autostop import Autostop
 from rh_kubernetes.cluster import KubernetesCluster, kubernetes_cluster
 from rh_kubernetes.portforward import exchange
 
@@ -36,7 +31,7 @@ READY_TIMEOUT = 300
 RECONNECT_WAIT = 120
 
 
-class KubernetesProvider(ComputeProvider):
+class KubernetesProvider(Autostop, ComputeProvider):
     """Pods of a StatefulSet, each running the agent and the rh server on its loopback."""
 
     name = "kubernetes"
@@ -176,15 +171,6 @@ class KubernetesProvider(ComputeProvider):
                         label_selector=sel).items and time.monotonic() < deadline:
             time.sleep(0.25)
 
-    def _send_settings(self, pod: str) -> dict:
-        """Tell the agent of ``pod`` the autostop minutes (its server restarts with them)."""
-        status, info = self._agent(pod, "POST", "/settings", timeout=120,
-                                   body=json.dumps({"autostop_mins": self.autostop}).encode())
-        if status != 200:
-            raise ConnectionFailedError(f"setting autostop in pod {pod} failed: "
-                                        f"{info.get('error') or info}")
-        return info
-
     def _agent(self, pod: str, method: str, path: str, **kw) -> tuple[int, dict]:
         return exchange(self.kube, pod, manifests.AGENT_PORT, method, path, self.token(), **kw)
 
@@ -229,45 +215,6 @@ class KubernetesProvider(ComputeProvider):
                                       f"{info.get('error') or info}")
 
     # ------------------------------------------------------------------ running cluster
-
-    def _read_set(self):
-        kube = self.kube
-        return kube.call("get", "statefulsets.apps", kube.apps.read_namespaced_stateful_set,
-                         self.cluster.short_name, kube.namespace, what=self.cluster.short_name,
-                         missing_ok=True)
-
-    def stopped(self) -> bool:
-        """Whether the cluster is stopped: its StatefulSet is there with 0 replicas."""
-        found = self._read_set()
-        return found is not None and not found.metadata.deletion_timestamp and \
-            found.spec.replicas == 0
-
-    def resume_if_stopped(self) -> bool:
-        """Bring a stopped cluster back (its StatefulSet scaled up, rh installed in the new
-        pods); whether it was stopped."""
-        with self._resuming:
-            if not self.stopped():
-                return False
-            with Steps(self.cluster.short_name).step(
-                    f"bringing back the cluster ({self._stopped_why()})"):
-                self.up()
-            return True
-
-    def keep_warm(self, mins: float) -> None:
-        """Apply the cluster's new ``autostop_mins`` to its running servers, when its pods run
-        as an account that may scale the StatefulSet (else at the next ``up``)."""
-        pod = self._read_pod(self.head)
-        if pod is None or not waiting.is_ready(pod):
-            return
-        wanted = manifests.service_account_name(self.cluster)
-        if (pod.spec.service_account_name or "default") != (wanted or "default"):
-            warnings.warn(
-                f"cluster {self.cluster.short_name!r} was made without autostop: its pods have "
-                f"no permission to scale their StatefulSet. The new setting applies at the "
-                f"next c.up(), which gives them rh's autostop service account and so replaces "
-                f"them (served functions must be sent again)", stacklevel=3)
-            return
-        self._send_settings(self.head)
 
     def _read_pod(self, name: str):
         kube = self.kube
@@ -379,12 +326,6 @@ class KubernetesProvider(ComputeProvider):
             return (f"cluster {self.cluster.short_name!r} is stopped: {self._stopped_why()}; "
                     f"its pods and their logs are gone. c.up() brings it back.\n")
         return text or ""
-
-    def _stopped_why(self) -> str:
-        if self.autostop:
-            return (f"autostop scaled StatefulSet {self.cluster.short_name} to 0 replicas after "
-                    f"{self.autostop:g} idle minutes")
-        return f"StatefulSet {self.cluster.short_name} was scaled to 0 replicas"
 
     def nodes(self) -> list[str]:
         """The pods' addresses, head first."""

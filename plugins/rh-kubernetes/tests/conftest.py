@@ -125,3 +125,24 @@ def api(standin):
 
     base = config.new_client_from_config(config_file=str(standin["kubeconfig"]))
     return client.CoreV1Api(base), client.AppsV1Api(base), client.RbacAuthorizationV1Api(base)
+
+
+@pytest.fixture
+def own(standin):
+    """Clusters of the test's own on the stand-in; each brought down (its objects deleted) at
+    the end of the test."""
+    import rh_core as rh  # after rh_home has set RH_HOME, as in k8s above
+
+    made = []
+
+    def make(name: str, **fields):
+        cluster = rh.kubernetes_cluster(name=name, **{"cpus": "1", "memory": "1Gi", **fields})
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        try:
+            cluster.down()
+        except rh.RhError:
+            pass  # a namespace that does not exist, a user who may not: nothing was made

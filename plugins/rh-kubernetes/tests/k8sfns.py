@@ -24,3 +24,8 @@ def nap(seconds, value):
 def where():
     """The pod's name and the server's rh home there."""
     return os.environ.get("HOSTNAME"), os.environ.get("RH_HOME")
+
+
+def pod_ip(x=None):
+    """The address of the pod this runs in (set by Kubernetes from the pod's status)."""
+    return os.environ.get("RH_POD_IP")

@@ -17,25 +17,6 @@ from rh_kubernetes.errors import (
 import rh_core as rh
 
 
-@pytest.fixture
-def own(standin):
-    """Clusters of the test's own on the stand-in; each brought down (its objects deleted) at
-    the end of the test."""
-    made = []
-
-    def make(name: str, **fields):
-        cluster = rh.kubernetes_cluster(name=name, **{"cpus": "1", "memory": "1Gi", **fields})
-        made.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in made:
-        try:
-            cluster.down()
-        except rh.RhError:
-            pass  # a namespace that does not exist, a user who may not: nothing was made
-
-
 def test_unschedulable_says_what_no_node_has(own):
     with pytest.raises(PodStartError, match=r"pod big-0 cannot be scheduled: 0/1 nodes are "
                                             r"available: 1 Insufficient cpu\..*cpus=64"):
@@ -135,11 +116,6 @@ def test_no_kubeconfig(own, monkeypatch, tmp_path):
 def test_bad_arguments_say_what_to_give(fields, says):
     with pytest.raises(rh.ConfigError, match=says):
         rh.kubernetes_cluster(**fields)
-
-
-def test_several_pods_are_refused_until_built(own):
-    with pytest.raises(rh.ConfigError, match=r"several pods \(num_nodes > 1\) are not built yet"):
-        own("multi", num_nodes=2).up()
 
 
 def test_keep_warm_refuses_what_autostop_refuses():

@@ -14,17 +14,16 @@ mounted from the cluster's Secret):
 - ``GET /code/NAME`` and ``PUT /code/NAME?digest=D``: the digest of a synced code folder, and a
   tar that replaces it;
 - ``POST /restart``: a new server process;
-- ``POST /ray``: Ray on this pod (``{"head": ADDRESS or null, "port": P}``).
+- ``POST /ray``: Ray on this pod (``{"head": ADDRESS or null, "port": P}``), once;
+  ``POST /ray/wait`` on the head: until ``{"nodes": N}`` pods have joined.
 
 A container restarted in the same pod finds the virtualenv in its emptyDir and starts the
 server at once. When the server exits, the agent exits with its code, so Kubernetes restarts
 the container (and reports a crash loop); except when it stopped by its idle rule (exit code 0
 with autostop on): then the agent scales its own StatefulSet to 0 replicas through the
-in-cluster API (the pod's service-account token, ``ca.crt`` and ``KUBERNETES_SERVICE_HOST`` /
-``_PORT``, as Kubernetes mounts and sets them), so the pods go and cost nothing. When that is
-refused or fails, it says why in the pod's log and in ``GET /agent`` (``autostop_error``) and
-starts the server again, so the pod never sits without a server; if even that fails it exits
-non-zero, so Kubernetes restarts the container.
+in-cluster API (``agent_kube.py``), so the pods go and cost nothing. When that is refused or
+fails, it says why in the pod's log and in ``GET /agent`` (``autostop_error``) and starts the
+server again; if even that fails it exits non-zero, so Kubernetes restarts the container.
 """
 
 import hmac
@@ -45,10 +44,10 @@ import urllib.request
 
 try:  # in the pod: the program registers agent_kube and agent_install as modules first
     from agent_install import KEY_FILE, VENV, install_wheelhouse
-    from agent_kube import HOME, NAME, extract, restore_state, say, stop_by_autostop
+    from agent_kube import HOME, IS_HEAD, NAME, extract, restore_state, say, stop_by_autostop
 except ImportError:  # imported from the package (tests, tools)
     from rh_kubernetes.agent_install import KEY_FILE, VENV, install_wheelhouse
-    from rh_kubernetes.agent_kube import HOME, NAME, extract, restore_state, say, stop_by_autostop
+    from rh_kubernetes.agent_kube import HOME, IS_HEAD, NAME, extract, restore_state, say, stop_by_autostop
 
 SERVER_PORT = int(os.environ.get("RH_SERVER_PORT", "32300"))
 AGENT_PORT = int(os.environ.get("RH_AGENT_PORT", "32301"))
@@ -86,9 +85,10 @@ class Agent:
             json.dump(settings, f)
         os.replace(SETTINGS_FILE + ".new", SETTINGS_FILE)
 
-    def autostop_mins(self):
+    def autostop_mins(self, here=True):  # here: None on a pod that is not the head, too
         mins = self.settings().get("autostop_mins")
-        return mins if isinstance(mins, (int, float)) and mins > 0 else None
+        ok = (IS_HEAD or not here) and isinstance(mins, (int, float)) and mins > 0
+        return mins if ok else None
 
     def key(self):
         try:
@@ -101,7 +101,7 @@ class Agent:
         return {"state": self.state, "error": self.error, "key": self.key(),
                 "python": "%d.%d" % sys.version_info[:2], "platform": sysconfig.get_platform(),
                 "server_pid": self.server.pid if self.server else None, "home": HOME,
-                "autostop_mins": self.autostop_mins(), "autostop_error": self.autostop_error}
+                "autostop_mins": self.autostop_mins(here=False), "autostop_error": self.autostop_error}
 
     def install(self, tar_path, key, extras):
         self.state = "installing"
@@ -261,9 +261,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 AGENT.start_server()
                 AGENT.wait_healthy()
             return self.answer(200, AGENT.info())
-        if path == "/ray":
+        if path in ("/ray", "/ray/wait"):
             length = int(self.headers.get("Content-Length", "0"))
-            return self.start_ray(json.loads(self.rfile.read(length) or b"{}"))
+            spec = json.loads(self.rfile.read(length) or b"{}")
+            return self.start_ray(spec) if path == "/ray" else self.wait_ray(spec)
         if path == "/settings":
             length = int(self.headers.get("Content-Length", "0"))
             return self.change_settings(json.loads(self.rfile.read(length) or b"{}"))
@@ -274,7 +275,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mins is not None and (isinstance(mins, bool) or not isinstance(mins, (int, float))):
             return self.answer(400, {"error": f"autostop_mins must be a number, got {mins!r}"})
         with AGENT.lock:
-            if mins == AGENT.autostop_mins() or (not mins and not AGENT.autostop_mins()):
+            if mins == AGENT.autostop_mins(False) or (not mins and not AGENT.autostop_mins(False)):
                 return self.answer(200, AGENT.info())
             AGENT.save_settings({**AGENT.settings(), "autostop_mins": mins or 0})
             say(f"autostop set to {mins:g} idle minutes" if mins and mins > 0 else
@@ -338,6 +339,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ray = os.path.join(VENV, "bin", "ray")
         if not os.path.exists(ray):
             return self.answer(409, {"error": "Ray is not installed in this pod"})
+        if AGENT.ray:  # up() again: Ray runs here already
+            return self.answer(200, {"address": AGENT.ray})
         ip = os.environ.get("RH_POD_IP") or "127.0.0.1"
         port = int(spec.get("port", 6379))
         head = spec.get("head")
@@ -355,6 +358,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 AGENT.stopping = False
                 AGENT.start_server()
         self.answer(200, {"address": AGENT.ray})
+
+    def wait_ray(self, spec):
+        """Until ``nodes`` pods have joined this head's Ray (rh_server.ray_map's wait)."""
+        proc = subprocess.run(
+            [os.path.join(VENV, "bin", "python"), "-m", "rh_server.ray_map", "wait", AGENT.ray,
+             str(int(spec["nodes"])), str(float(spec.get("seconds", 120)))],
+            capture_output=True, text=True, cwd=HOME)
+        out = (proc.stdout + proc.stderr)[-2000:]
+        self.answer(200 if proc.returncode == 0 else 504, {"output": out})
 
 
 def stop(*_):

@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import re
 import ssl
 import tarfile
 import urllib.error
@@ -21,6 +22,9 @@ NAME = os.environ.get("RH_CLUSTER_NAME", "rh")
 SA_DIR = os.environ.get("RH_SA_DIR", "/var/run/secrets/kubernetes.io/serviceaccount")
 STATEFULSET = os.environ.get("RH_STATEFULSET", NAME)
 STATE_MAP = os.environ.get("RH_STATE_CONFIGMAP")
+#: Whether this pod is the head (``NAME-0``, or a pod not named as a StatefulSet's): only the
+#: head's server keeps the idle rule; the others get no calls (maps reach them through Ray).
+IS_HEAD = not re.fullmatch(re.escape(STATEFULSET) + r"-[1-9][0-9]*", os.environ.get("HOSTNAME", ""))
 STATE_KEY = "state.tar.gz"
 #: What a ConfigMap holds at most is 1 MiB; base64 makes it a third larger.
 STATE_LIMIT = 700 * 1024

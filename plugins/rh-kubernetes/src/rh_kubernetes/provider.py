@@ -18,7 +18,7 @@ from rh_core.paths import rh_home
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.progress import Steps
 from rh_core.transport import tokens
-from rh_kubernetes import codesync, manifests, waiting
+from rh_kubernetes import codesync, manifests, ray_pods, waiting
 from rh_kubernetes.api import Kube
 from rh_kubernetes.autostop import Autostop
 from rh_kubernetes.cluster import KubernetesCluster, kubernetes_cluster
@@ -84,9 +84,6 @@ class KubernetesProvider(Autostop, ComputeProvider):
         """Create the cluster's objects (or find them), wait for its pods, install rh in each
         pod that lacks this version, wait until every server is ready. Idempotent."""
         c = self.cluster
-        if c.num_nodes > 1:
-            raise ConfigError("kubernetes clusters of several pods (num_nodes > 1) are not built "
-                              "yet: use num_nodes=1")
         steps = Steps(c.short_name)
         kube = self.kube
         with steps.step(f"applying StatefulSet {c.short_name} in namespace {c.namespace} "
@@ -111,6 +108,9 @@ class KubernetesProvider(Autostop, ComputeProvider):
                    if p.metadata.name not in stale and (i.get("autostop_mins") or 0) !=
                    self.autostop]
         self.each(self._send_settings, settled)
+        if len(pods) > 1:
+            with steps.step(f"Ray across the {len(pods)} pods") as s:
+                s["note"] = ray_pods.start(self, [p.metadata.name for p in pods])
         with steps.step("waiting for the server's readiness probe"):
             pods = watcher.wait(ready=True, timeout=READY_TIMEOUT, what="become ready")
         self.seen = {p.metadata.name: (p.metadata.uid, _restarts(p)) for p in pods}

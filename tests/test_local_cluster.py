@@ -137,14 +137,16 @@ def test_server_killed_mid_session_is_brought_back_on_the_next_call(own_cluster)
     assert own_cluster.client().health()["pid"] != pid
 
 
-def test_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
+@pytest.mark.parametrize("stream_logs", [False, True], ids=["plain", "streamed"])
+def test_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path, stream_logs):
+    """The server dies while a call runs (streamed: while the call reads its frames)."""
     f = rh.function(userfns.start_then_wait).to(own_cluster)
     started, release = tmp_path / "started", tmp_path / "release"
     errors = []
 
     def call():
         try:
-            f(str(started), str(release))
+            f(str(started), str(release), stream_logs=stream_logs)
         except Exception as e:  # noqa: BLE001 - what the user sees
             errors.append(e)
 
@@ -162,30 +164,6 @@ def test_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
     release.write_text("go")
     assert f(str(tmp_path / "again"), str(release), "y") == "y"  # the next call brings it back
     assert own_cluster.client().health()["pid"] != pid
-
-
-def test_streamed_call_when_the_server_dies_fails_clearly(own_cluster, tmp_path):
-    """As above, with stream_logs=True: the call reads a stream of frames when the server goes."""
-    f = rh.function(userfns.start_then_wait).to(own_cluster)
-    started, release = tmp_path / "started", tmp_path / "release"
-    errors = []
-
-    def call():
-        try:
-            f(str(started), str(release), stream_logs=True)
-        except Exception as e:  # noqa: BLE001 - what the user sees
-            errors.append(e)
-
-    t = threading.Thread(target=call)
-    t.start()
-    wait_until(started.exists, 20, "the call to start running")
-    pid = own_cluster.client().health()["pid"]
-    os.kill(pid, 9)
-    t.join(30)
-    assert not t.is_alive()
-    assert len(errors) == 1 and type(errors[0]) is rh.ConnectionFailedError, errors
-    assert "The call's outcome is unknown" in str(errors[0])
-    wait_until(lambda: _gone(own_cluster, pid), 10, f"the killed server {pid} to be gone")
 
 
 def test_served_names_are_listed_right_after_a_restart(own_cluster, tmp_path):

@@ -5,11 +5,15 @@ port-forward)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 from pathlib import Path
 
 import pathspec
+
+from rh_core.errors import ConfigError
 
 #: Left out of every sync, at any depth (as rsync --exclude patterns).
 SYNC_EXCLUDES = [".git/", "__pycache__/", "*.pyc", ".venv/", "venv/", ".tox/", "node_modules/",
@@ -99,3 +103,17 @@ def local_manifest(root: Path, flt: SyncFilter) -> dict[str, list]:
 
     walk(root, "")
     return out
+
+
+def shipped(root: Path, limit_mb: int, into: str) -> tuple[dict[str, list], str, str]:
+    """What a provider that ships a code root itself (as one tar) needs: the manifest of the
+    files synced, its digest (the copy there is current when it has the same), and the folder
+    name the copy takes there (``<name>-<hash of the local path>``). A root above ``limit_mb``
+    is refused with ConfigError saying how to shrink it (``into``: where it was to go)."""
+    manifest = local_manifest(root, SyncFilter(root, sync_options(root)))
+    size = sum(e[1] for e in manifest.values() if e[0] == "f")
+    if size > limit_mb * 2**20:
+        raise ConfigError(f"{root} holds {size / 2**20:.0f} MB to sync into {into}, above "
+                          f"{limit_mb} MB: add a .gitignore that leaves data and build output out")
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    return manifest, digest, f"{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"

@@ -6,12 +6,10 @@ unchanged tree costs one small request."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from rh_core.codetree import SyncFilter, local_manifest, sync_options
-from rh_core.errors import ConfigError, DataNotFoundError
+from rh_core.codetree import shipped
+from rh_core.errors import DataNotFoundError
 from rh_core.progress import Steps
 from rh_core.transport import folders
 
@@ -26,13 +24,8 @@ def sync_code(cluster, local_root: str) -> str:
     root = Path(local_root)
     if not root.is_dir():
         return local_root
-    manifest = local_manifest(root, SyncFilter(root, sync_options(root)))
-    size = sum(e[1] for e in manifest.values() if e[0] == "f")
-    if size > LIMIT_MB * 2**20:
-        raise ConfigError(f"{root} holds {size / 2**20:.0f} MB to sync into the job, above "
-                          f"{LIMIT_MB} MB: add a .gitignore that leaves data and build output out")
-    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    dest = f"rh-code/{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+    manifest, digest, folder = shipped(root, LIMIT_MB, "the job")
+    dest = f"rh-code/{folder}"
     client = cluster.client()
     try:
         there = folders.read(client, f"{dest}/{DIGEST}").get(DIGEST, b"").decode()

@@ -5,14 +5,12 @@ tree costs one small request per pod."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import tarfile
 from pathlib import Path
 
-from rh_core.codetree import SyncFilter, local_manifest, sync_options
-from rh_core.errors import ConfigError, ConnectionFailedError
+from rh_core.codetree import shipped
+from rh_core.errors import ConnectionFailedError
 from rh_core.progress import Steps
 from rh_kubernetes.waiting import Watcher
 
@@ -26,13 +24,7 @@ def sync_code(provider, local_root: str) -> str:
     root = Path(local_root)
     if not root.is_dir():
         return local_root
-    manifest = local_manifest(root, SyncFilter(root, sync_options(root)))
-    size = sum(e[1] for e in manifest.values() if e[0] == "f")
-    if size > LIMIT_MB * 2**20:
-        raise ConfigError(f"{root} holds {size / 2**20:.0f} MB to sync into the pods, above "
-                          f"{LIMIT_MB} MB: add a .gitignore that leaves data and build output out")
-    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    folder = f"{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+    manifest, digest, folder = shipped(root, LIMIT_MB, "the pods")
     pods = [p.metadata.name for p in Watcher(provider.kube, provider.cluster).pods()]
     answers = provider.each(lambda pod: provider._agent(pod, "GET", f"/code/{folder}",
                                                         timeout=60), pods)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 
 def rh_home() -> Path:
     """The user's rh home: ``$RH_HOME``, else ``~/.rh``. Created on first use, private to the user."""
-    home = Path(os.environ.get("RH_HOME") or "~/.rh").expanduser()
+    home = _home(os.environ.get("RH_HOME") or "~/.rh", os.environ.get("HOME"))
     if not home.exists():
         home.mkdir(parents=True, mode=0o700, exist_ok=True)
     return home
+
+
+@functools.lru_cache(maxsize=8)
+def _home(setting: str, _user_home: str | None) -> Path:
+    # Asked on every name, config and token lookup: the path is made once per setting.
+    return Path(setting).expanduser()
 
 
 def write_private(path: Path, data: str | bytes) -> None:

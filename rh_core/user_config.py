@@ -216,7 +216,7 @@ def _read_file(path: Path) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, stamp: tuple, env: tuple) -> tuple[dict, dict]:
+def _load(path: str, stamp: tuple, env: tuple) -> tuple[dict, dict, UserConfig]:
     file_values = _read_file(Path(path))
     _structure(file_values, path)
     overrides = {}
@@ -226,38 +226,43 @@ def _load(path: str, stamp: tuple, env: tuple) -> tuple[dict, dict]:
         except ConfigError as e:
             raise ConfigError(f"environment variable RH_{key.upper()}: {e}") from None
         _refuse_secret(key, overrides[key], f"RH_{key.upper()}")
-    return file_values, overrides
+    return file_values, overrides, _structure({**file_values, **overrides}, path)
 
 
-def _state() -> tuple[dict, dict]:
-    """(values in the file, values from ``RH_<KEY>`` variables), read again when either changes."""
+#: ``RH_<KEY>`` of each key, made once (every read of a value looks them all up).
+_ENV_NAMES = tuple((k, f"RH_{k.upper()}") for k in KEYS)
+
+
+def _state() -> tuple[dict, dict, UserConfig]:
+    """(values in the file, values from ``RH_<KEY>`` variables, both over the defaults), read
+    again when the file or a variable changes."""
     path = config_file()
     try:
         st = path.stat()
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     except FileNotFoundError:
         stamp = ()
-    env = tuple((k, os.environ[f"RH_{k.upper()}"]) for k in KEYS if f"RH_{k.upper()}" in os.environ)
+    get = os.environ.get
+    env = tuple((k, v) for k, v in ((k, get(n)) for k, n in _ENV_NAMES) if v is not None)
     return _load(str(path), stamp, env)
 
 
 def load() -> UserConfig:
     """The defaults in force: the file's values over the built-in defaults, and ``RH_<KEY>``
     variables over both. A bad file or variable raises :class:`ConfigError` naming it."""
-    file_values, overrides = _state()
-    return _structure({**file_values, **overrides}, str(config_file()))
+    return attrs.evolve(_state()[2])  # a copy: the one kept is shared by every read
 
 
 def value(key: str) -> Any:
     """One key's value in force (see :func:`load`)."""
     if key not in KEYS:
         raise _unknown(key)
-    return getattr(load(), key)
+    return getattr(_state()[2], key)
 
 
 def sources() -> dict[str, str]:
     """Where each key's value comes from: ``default``, ``file`` or ``env RH_<KEY>``."""
-    file_values, overrides = _state()
+    file_values, overrides, _ = _state()
     return {k: f"env RH_{k.upper()}" if k in overrides else "file" if k in file_values
             else "default" for k in KEYS}
 

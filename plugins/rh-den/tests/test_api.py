@@ -167,3 +167,55 @@ def test_bad_names_and_bodies_are_4xx(store):
     r = a.get("/v1/nothing-here")
     assert r.status_code == 404 and "openapi.json" in r.text
     assert a.get("/v1/authorize").status_code == 400
+
+
+def test_loads_see_what_another_process_wrote(sqlite_store):
+    """A store on SQLite keeps its latest-version reads in memory (rh_den.reads); a write to
+    the file by another process (here a plain sqlite3 client, as a restore or a second tool
+    would) is seen by the very next load, in either direction."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    alice, ta = sqlite_store.user("alice")
+    a, anon = sqlite_store.http(ta), sqlite_store.http()
+    put(a, f"{alice}/flip", FN)
+    assert anon.get(f"/v1/resources/{alice}/flip").status_code == 404
+    assert a.get(f"/v1/resources/{alice}/flip").json()["visibility"] == "private"
+
+    def visibility(value: str) -> None:
+        # Another process, and a write transaction that waits for the store's writer.
+        code = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=30); "
+                "c.execute('update resources set visibility = ? where path = ?', "
+                "(sys.argv[2], sys.argv[3])); c.commit()")
+        subprocess.run([sys.executable, "-c", code, sqlite_store.db, value, f"{alice}/flip"],
+                       check=True)
+
+    visibility("public")
+    assert anon.get(f"/v1/resources/{alice}/flip").json()["config"] == FN
+    visibility("private")
+    assert anon.get(f"/v1/resources/{alice}/flip").status_code == 404
+    with sqlite3.connect(sqlite_store.db) as c:  # and a new version written outside
+        c.execute("update versions set config = ? where path = ?", ('{"resource_type":"function",'
+                  '"qualname":"other"}', f"{alice}/flip"))
+    assert a.get(f"/v1/resources/{alice}/flip").json()["config"]["qualname"] == "other"
+
+
+def test_quick_loads_answer_as_the_api_does(sqlite_store):
+    """The latest version is answered before Starlette's routing (rh_den.api.QuickLoads): the
+    same answers, headers and errors as the route's, which still answers version=N."""
+    alice, ta = sqlite_store.user("alice")
+    a = sqlite_store.http(ta)
+    put(a, f"{alice}/q", {**FN, "text": "é ✓"})
+    r = a.get(f"/v1/resources/{alice}/q")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json()["config"]["text"] == "é ✓" and r.json()["version"] == 1
+    assert a.get(f"/v1/resources/{alice}/q", params={"version": 1}).json() == r.json()
+    bad = sqlite_store.http().get(f"/v1/resources/{alice}/q",
+                                  headers={"Authorization": "Basic x"})
+    assert bad.status_code == 401 and "Bearer <token>" in bad.json()["error"]["message"]
+    unknown = sqlite_store.http("rhd_not-a-token").get(f"/v1/resources/{alice}/q")
+    assert unknown.status_code == 401 and unknown.json()["error"]["kind"] == "token_unknown"
+    name = a.get(f"/v1/resources/{alice}/bad%20name")
+    assert name.status_code == 400 and "bad name" in name.json()["error"]["message"]
+    assert a.get(f"/v1/resources/{alice}/q", params={"version": 0}).status_code == 400

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from rh_den import db
 from rh_den.accounts import Accounts, User, when
 from rh_den.errors import DenError, bad, not_found
+from rh_den.reads import NoReads
 
 PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 LEVELS = {"read": 1, "write": 2}
@@ -53,14 +54,17 @@ def canonical(config) -> str:
 class Catalog:
     """The resources of one store."""
 
-    def __init__(self, engine: sa.Engine, writer, accounts: Accounts):
+    def __init__(self, engine: sa.Engine, writer, accounts: Accounts, reads=None):
         self.engine, self._write, self.accounts = engine, writer, accounts
+        self.reads = reads or NoReads()
 
     # ------------------------------------------------------------------ access
 
-    def _level(self, conn, user: User | None, path: str, row=None, enough: int = 2) -> int:
-        """0 (none), 1 (read) or 2 (write) on ``path``; ``row`` is its resources row, if any.
-        Stops asking once the level reaches ``enough``."""
+    def _level(self, conn, user: User | None, path: str, row=None, enough: int = 2,
+               shares: dict | None = None) -> int:
+        """0 (none), 1 (read) or 2 (write) on ``path``; ``row`` is its resources row, if any,
+        and ``shares`` its shares (:meth:`_shares`), read when needed and not given. Stops
+        asking once the level reaches ``enough``."""
         owner = path.split("/", 1)[0]
         level = 0
         if user is not None and (owner == user.name or owner in user.groups):
@@ -69,13 +73,18 @@ class Catalog:
             level = 1
             if enough <= 1:
                 return 1
-        if user is not None:
-            if row is not None:
-                who = (user.name, *user.groups)
-                for (access,) in conn.execute(sa.select(db.shares.c.access).where(
-                        db.shares.c.path == path, db.shares.c.principal.in_(who))):
-                    level = max(level, LEVELS[access])
+        if user is not None and row is not None:
+            if shares is None:
+                shares = self._shares(conn, path)
+            for who in (user.name, *user.groups):
+                level = max(level, shares.get(who, 0))
         return level
+
+    @staticmethod
+    def _shares(conn, path: str) -> dict[str, int]:
+        """``{user or group: 1 (read) or 2 (write)}`` on ``path``."""
+        return {who: LEVELS[access] for who, access in conn.execute(sa.select(
+            db.shares.c.principal, db.shares.c.access).where(db.shares.c.path == path))}
 
     @staticmethod
     def _row(conn, path: str):
@@ -101,14 +110,22 @@ class Catalog:
             raw: bool = False) -> dict:
         """The resource at ``version`` (None: the latest). With ``raw`` its config stays the
         JSON text it is stored as (the API answers it without parsing it again)."""
-        path = check_path(path)
-        with self.engine.connect() as conn:  # the resource and the version in one query
-            if version is None:
-                row = conn.execute(_LATEST, {"path": path}).mappings().first()
-            else:
-                row = conn.execute(_VERSION, {"path": path, "version": version}).mappings().first()
-            if row is None or self._level(conn, user, path, row, 1) == 0:
-                raise not_found(path)
+        # The hottest read of all (every rh.load): kept until the database changes.
+        kept = self.reads.current()
+        found = kept.get((path, version))
+        if found is None:
+            name = check_path(path)
+            with self.engine.connect() as conn:  # the resource and the version in one query
+                if version is None:
+                    row = conn.execute(_LATEST, {"path": name}).mappings().first()
+                else:
+                    row = conn.execute(_VERSION, {"path": name, "version": version}).mappings(
+                    ).first()
+                found = (name, row and dict(row), row and self._shares(conn, name))
+            kept[(path, version)] = found
+        path, row, shares = found
+        if row is None or self._level(None, user, path, row, 1, shares) == 0:
+            raise not_found(path)
         if row["found"] is None:
             raise DenError(404, "no_version", f"@/{path} has no version {version}; its "
                                               f"versions are 1 to {row['version']}")

@@ -20,6 +20,7 @@ from rh_den import db
 from rh_den.accounts import Accounts
 from rh_den.catalog import Catalog
 from rh_den.errors import DenError
+from rh_den.reads import Reads
 from rh_den.vault import Vault, key_file_for, load_key
 
 
@@ -33,7 +34,8 @@ class Den:
         self.sqlite = db.sqlite_path(db_url)
         self._lock = threading.Lock() if self.sqlite else contextlib.nullcontext()
         self.accounts = Accounts(self.engine, self.write)
-        self.catalog = Catalog(self.engine, self.write, self.accounts)
+        self.reads = Reads.open(self.sqlite)
+        self.catalog = Catalog(self.engine, self.write, self.accounts, self.reads)
         self.key_file = key_file_for(self.sqlite, secret_key_file)
         self.vault = Vault(self.engine, self.write, load_key(self.key_file, make_key))
 
@@ -53,6 +55,7 @@ class Den:
                 raise DenError(503, "db_unavailable", db_problem(self.db_url, e)) from None
 
     def close(self) -> None:
+        self.reads.close()
         self.engine.dispose()
 
     @property

@@ -34,7 +34,7 @@ from rh_den.page import Page
 log = logging.getLogger("rh_den")
 
 
-def build_app(den: Den) -> Starlette:
+def build_app(den: Den):
     document = openapi.document(__version__)
 
     async def health(request: Request):
@@ -60,8 +60,9 @@ def build_app(den: Den) -> Starlette:
 
     routes = [Route("/health", health), Route("/openapi.json", openapi_json),
               *api.routes(den), *Page(den).routes()]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found,
-                                                        Exception: failed})
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found,
+                                                       Exception: failed})
+    return api.QuickLoads(app, den) if den.sqlite else app
 
 
 def _loopback(host: str) -> bool:

@@ -16,6 +16,8 @@ from rh_core import __version__
 from rh_core.errors import PackageInstallError
 from rh_core.paths import write_private
 from rh_core.plugin import ServerContext
+from rh_core.resources.env import as_env
+from rh_core.resources.function import env_spec
 from rh_server import protocol as P
 from rh_server.envs import env_python
 from rh_server.pool import EnvPool, WorkerDied
@@ -240,6 +242,19 @@ class Served:
                     log.warning("could not restore %s: %s", f.stem, e)
         finally:
             self.restored.set()
+        await self.prestart()
+
+    async def prestart(self) -> None:
+        """Start the base env's worker (the env of everything sent without ``env=``) before the
+        first call asks for it: its Python starts while the client is still connecting and
+        sending the function, instead of after. A call that comes meanwhile waits for this same
+        worker; one whose base env differs restarts it, as any changed env does."""
+        if "base" in self.pools:
+            return
+        try:
+            await self.pool_for(env_spec(as_env(None)))
+        except Exception as e:  # noqa: BLE001 - the first call starts it then, and says why
+            log.warning("could not start the base env's worker ahead of calls: %s", e)
 
     def lookup(self, name: str) -> dict:
         res = self.resources.get(name)

@@ -17,6 +17,25 @@ def test_user_code_runs_in_a_worker_not_the_server(local):
     assert worker_pid == local.status()["envs"]["base"]["workers"][0]["pid"]
 
 
+def test_the_base_env_worker_is_ready_before_the_first_function(own_cluster):
+    """A new server starts the base env's worker at once (rh_server.served.Served.prestart), so
+    the first function sent without env= runs in that worker instead of waiting for one."""
+    import time
+
+    own_cluster.up()
+    deadline = time.monotonic() + 60
+    while True:
+        workers = own_cluster.status()["envs"].get("base", {}).get("workers", [])
+        if workers and workers[0]["pid"] and workers[0]["alive"]:
+            break
+        assert time.monotonic() < deadline, own_cluster.status()["envs"]
+        time.sleep(0.05)
+    assert not own_cluster.status()["resources"]  # nothing was sent yet
+    first = workers[0]["pid"]
+    assert rh.function(userfns.pid).to(own_cluster)() == first
+    assert own_cluster.status()["envs"]["base"]["workers"][0]["restarts"] == 0
+
+
 @pytest.mark.parametrize("crash", ["die", "segfault"])
 def test_crashing_worker_is_reported_and_restarted(own_cluster, crash):
     env = rh.env(name=f"crashy-{crash}")

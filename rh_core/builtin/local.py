@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import attrs
-import httpx
 
 from rh_core.errors import ConfigError, ConnectionFailedError
 from rh_core.paths import rh_home
@@ -175,6 +174,8 @@ class LocalProvider(ComputeProvider):
         host = "127.0.0.1" if rec["host"] in ("0.0.0.0", "::", "") else rec["host"]
         host = f"[{host}]" if ":" in host else host
         scheme = "https" if rec.get("certfile") else "http"
+        import httpx  # here: the server imports this module too, and never needs httpx
+
         try:
             r = httpx.get(f"{scheme}://{host}:{rec['port']}/health", timeout=2.0, verify=False)
             return r.status_code == 200 and r.json().get("pid") == rec["pid"]

@@ -122,7 +122,7 @@ class Catalog:
                     row = conn.execute(_VERSION, {"path": name, "version": version}).mappings(
                     ).first()
                 found = (name, row and dict(row), row and self._shares(conn, name))
-            kept[(path, version)] = found
+            self.reads.keep(kept, (path, version), found, len(row["config"] or "") if row else 0)
         path, row, shares = found
         if row is None or self._level(None, user, path, row, 1, shares) == 0:
             raise not_found(path)

@@ -16,8 +16,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-#: Answers kept at most; past it they are all dropped (the next reads fill it again).
-LIMIT = 20_000
+#: Bytes of answers kept at most; past it they are all dropped (the next reads fill it again).
+LIMIT_BYTES = 64 << 20
 
 
 class NoReads:
@@ -25,6 +25,9 @@ class NoReads:
 
     def current(self) -> dict:
         return {}
+
+    def keep(self, kept: dict, key, value, size: int) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -39,6 +42,7 @@ class Reads:
         self._lock = threading.Lock()
         self._seen: int | None = None
         self._kept: dict = {}
+        self._bytes = 0
 
     @classmethod
     def open(cls, path: Path | None):
@@ -59,9 +63,17 @@ class Reads:
                 seen = self._conn.execute("PRAGMA data_version").fetchone()[0]
             except sqlite3.Error:
                 return {}  # the file went away or is broken: read it, and say what failed
-            if seen != self._seen or len(self._kept) > LIMIT:
-                self._seen, self._kept = seen, {}
+            if seen != self._seen or self._bytes > LIMIT_BYTES:
+                self._seen, self._kept, self._bytes = seen, {}, 0
             return self._kept
+
+    def keep(self, kept: dict, key, value, size: int) -> None:
+        """Keep ``value`` (about ``size`` bytes) under ``key`` in ``kept``, a dict
+        :meth:`current` gave before the value was read."""
+        with self._lock:
+            if kept is self._kept:  # else the database changed meanwhile: keep nothing
+                kept[key] = value
+                self._bytes += size + 200
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ The parts, and what each owns:
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
@@ -47,6 +48,20 @@ NOT_CALLS = ("runs", "auth", "objects", "folder")
 
 
 @attrs.define
+class Lifecycle:
+    """How the server ends: ``stop`` set by a signal, the idle rule or a restart request;
+    ``restart`` when its supervisor (``--setting supervised=true``) should start it again, which
+    it reads from the exit code :data:`RESTART_EXIT`."""
+
+    stop: asyncio.Event = attrs.field(factory=asyncio.Event)
+    restart: bool = False
+
+
+#: The exit code that asks the program supervising the server to start it again.
+RESTART_EXIT = 75
+
+
+@attrs.define
 class App:
     """The ASGI app and its parts (the server's main starts and stops them)."""
 
@@ -59,6 +74,7 @@ class App:
     dispatch: Dispatcher
     access: AccessLog
     idle: Idle
+    life: Lifecycle
 
     async def __call__(self, scope, receive, send):
         await self.asgi(scope, receive, send)
@@ -82,6 +98,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     objects = ObjectStore()
     dispatch = Dispatcher(served, runs, objects)
     idle = Idle(dispatch.active)
+    life = Lifecycle()
     if access_log:
         ctx.settings["access_log"] = str(state_dir / "access.log")
     access = AccessLog(state_dir / "access.log" if access_log else None, auth.fronted)
@@ -90,7 +107,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
     # Order matters where paths overlap: /runs/{key}, /auth/tokens and /folder/... before
     # /{name}/{method}.
     routes = [
-        *admin_routes.routes(auth, ctx, idle),
+        *admin_routes.routes(auth, ctx, idle, life),
         *run_routes.routes(auth, runs, dispatch.active),
         *object_routes.routes(auth, objects, ctx, limits),
         *folder_routes.routes(auth, ctx, limits),
@@ -138,7 +155,7 @@ def build_app(ctx: ServerContext, owner_token: str | None, pm, limits: Limits = 
                 idle.leave()
             access.write(scope, status, started)
 
-    return App(asgi, routes, auth, served, runs, objects, dispatch, access, idle)
+    return App(asgi, routes, auth, served, runs, objects, dispatch, access, idle, life)
 
 
 def here_env(ctx: ServerContext, worker_token: str) -> dict:

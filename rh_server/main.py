@@ -29,7 +29,7 @@ from rh_core.plugin.interfaces import ServerContext
 from rh_core.plugin.registry import get_plugin_manager
 from rh_core.transport import shm
 from rh_server import idle
-from rh_server.app import build_app
+from rh_server.app import RESTART_EXIT, build_app
 from rh_server.web import Limits
 
 log = logging.getLogger("rh_server")
@@ -138,7 +138,9 @@ def main(argv=None) -> None:
     limits = Limits(max_body_mb=args.max_body_mb,
                     anonymous_body_mb=min(args.max_body_mb, Limits().anonymous_body_mb),
                     auth_failures_per_minute=args.auth_failures_per_minute)
-    asyncio.run(serve(ctx, sock, token, args.record, limits, not args.no_access_log))
+    code = asyncio.run(serve(ctx, sock, token, args.record, limits, not args.no_access_log))
+    if code:
+        sys.exit(code)
 
 
 async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, record: str | None,
@@ -155,7 +157,7 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
     if ctx.settings.get("certfile"):
         config.certfile = ctx.settings["certfile"]
         config.keyfile = ctx.settings["keyfile"]
-    stop = asyncio.Event()
+    stop = app.life.stop
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -196,14 +198,16 @@ async def serve(ctx: ServerContext, sock: socket.socket, token: str | None, reco
             except (OSError, ValueError):
                 pass
         log.info("rh server stopped")
+    code = RESTART_EXIT if app.life.restart else 0
     if lingering:
         # A TLS peer that keeps an idle connection and never answers close_notify holds
         # Hypercorn's shutdown for asyncio's 30 s SSL shutdown timeout; everything of ours is
         # stopped and written, so end the process now instead of waiting for it.
         logging.shutdown()
-        os._exit(0)
+        os._exit(code)
     if serving.done() and not serving.cancelled() and serving.exception():
         raise serving.exception()
+    return code
 
 
 async def _ended(task: asyncio.Task, seconds: float) -> bool:

@@ -28,6 +28,8 @@ from rh_server.app import build_app
 RULES = {
     ("GET", "/health"): ("none", None),
     ("GET", "/logs"): ("write", "*"),
+    # The owner's answer is 409 here: no supervisor runs these servers (tests/test_server_restart.py).
+    ("POST", "/restart"): ("owner_unsupervised", None),
     ("POST", "/auth/tokens"): ("owner", None),
     ("GET", "/auth/tokens"): ("owner", None),
     ("DELETE", "/auth/tokens/{who}"): ("owner", None),
@@ -88,8 +90,9 @@ def expected(rule, caller: str, den_auth: bool) -> int:
         return 405  # a HEAD request must not call a function
     if level == "none":
         return 200
-    if level == "owner":
-        return 200 if caller == "owner" else 401 if caller == "none" else 403
+    if level in ("owner", "owner_unsupervised"):
+        ok = 200 if level == "owner" else 409
+        return ok if caller == "owner" else 401 if caller == "none" else 403
     if caller == "owner":
         return 200
     if caller == "bad":
@@ -243,5 +246,6 @@ def test_route_answers_each_caller_as_its_rule_says(cluster, method, path, rule,
         return
     assert r.status_code == want, (r.status_code, r.text[:300])
     if method != "HEAD":
-        assert r.json()["error"]["kind"] == ("auth" if want in (401, 403) else "bad_request")
+        assert r.json()["error"]["kind"] == ("auth" if want in (401, 403) else "not_supervised"
+                                             if want == 409 else "bad_request")
     assert r.status_code not in ok and unchanged(), "a refused request changed something"

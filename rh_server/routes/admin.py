@@ -1,4 +1,5 @@
-"""``/health``, the server's own ``/logs`` (and its access log), and ``/auth/tokens``: tokens
+"""``/health``, ``/restart``, the server's own ``/logs`` (and its access log), and
+``/auth/tokens``: tokens
 the cluster's owner gives to other users. Needs the auth part and its grants, and the context's
 log files; nothing of the served names or runs."""
 
@@ -25,7 +26,7 @@ MAX_GRANT_BYTES_MB = 1
 MAX_EXPIRES_IN = 100 * 365 * 86400
 
 
-def routes(auth: Auth, ctx: ServerContext, idle: Idle) -> list[JSONRoute]:
+def routes(auth: Auth, ctx: ServerContext, idle: Idle, life) -> list[JSONRoute]:
     grants = auth.grants
 
     async def health(request: Request):
@@ -87,8 +88,25 @@ def routes(auth: Auth, ctx: ServerContext, idle: Idle) -> list[JSONRoute]:
         log.info("tokens revoked: %s", ",".join(gone))
         return JSONResponse({"revoked": gone})
 
+    async def restart(request: Request):
+        """The owner asks for a new server process: this one stops (the calls running finish
+        first, as on SIGTERM) and exits with code 75, which the program supervising it (a
+        SageMaker job's node program) reads as "start it again". A server nobody supervises
+        refuses: its provider restarts it (``c.restart_server()``)."""
+        auth.owner_only(request, "restart its server")
+        if ctx.settings.get("supervised") is not True:
+            raise HTTPProblem(409, "not_supervised", f"the server of {ctx.cluster_name!r} is "
+                              f"not run by a supervisor that would start it again; restart it "
+                              f"through its cluster: c.restart_server() or `rh restart "
+                              f"{ctx.cluster_name}`")
+        log.info("restart asked by the owner: stopping, to be started again")
+        life.restart = True
+        life.stop.set()
+        return JSONResponse({"restarting": True, "pid": os.getpid()}, status_code=202)
+
     return [
         JSONRoute("/health", guarded(health), methods=["GET"]),
+        JSONRoute("/restart", guarded(restart), methods=["POST"]),
         JSONRoute("/logs", guarded(server_log), methods=["GET"]),
         JSONRoute("/auth/tokens", guarded(create_token), methods=["POST"]),
         JSONRoute("/auth/tokens", guarded(list_tokens), methods=["GET"]),

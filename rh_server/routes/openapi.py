@@ -62,6 +62,10 @@ def openapi_document(version: str) -> dict:
         "paths": {
             "/health": {"get": {"summary": "liveness and version (no auth)",
                                 "responses": {"200": {"description": "ok"}}}},
+            "/restart": {"post": {
+                "summary": "stop, to be started again by the server's supervisor (owner only)",
+                "responses": {"202": {"description": "stopping; exits with code 75"},
+                              "409": _err("no supervisor runs this server")}}},
             "/status": {"get": {"summary": "envs, workers, uptime, versions",
                                 "responses": {"200": {"description": "status"}}}},
             "/keys": {"get": {"summary": "names served and run keys held",

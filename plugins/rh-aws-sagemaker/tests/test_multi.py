@@ -40,9 +40,11 @@ def entry_pids(standin, job: str) -> dict[str, int]:
 
 
 def wait_status(cluster, wanted: set[str], seconds: float) -> dict:
+    """The job's description once its status is one of ``wanted`` (or time is up); only the
+    job's: ``c.status()`` asks the server too, which is work for its idle rule."""
     deadline = time.monotonic() + seconds
     while True:
-        job = cluster.status()["sagemaker"]
+        job = cluster.provider.describe()
         if job["status"] in wanted or time.monotonic() > deadline:
             return job
         time.sleep(0.5)

@@ -52,11 +52,11 @@ from pathlib import Path
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from standin_hosts import Network
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from standin_hosts import Network
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -169,7 +169,7 @@ class Standin:
             job.net = Network(count)
             (folder / "netns").write_text(job.net.namespaces[0])
             (folder / "home").mkdir()  # where each instance's own home is mounted
-            base.update(RH_SM_ADDRESSES=json.dumps(dict(zip(hosts, job.net.addresses))),
+            base.update(RH_SM_ADDRESSES=json.dumps(dict(zip(hosts, job.net.addresses, strict=True))),
                         RH_SM_HEAD_GONE_SECONDS="2", HOME=str(folder / "home"),
                         RH_NODE_HOME=str(folder / "home" / "rh"))
         port = free_port()
@@ -196,7 +196,7 @@ class Standin:
         pumps = [threading.Thread(target=self.pump, args=(job, host, proc,
                                                           (folder / host if count > 1 else
                                                            folder) / "node.log"), daemon=True)
-                 for host, proc in zip(hosts, job.procs)]
+                 for host, proc in zip(hosts, job.procs, strict=True)]
         for t in pumps:
             t.start()
         while any(p.poll() is None for p in job.procs):
@@ -216,7 +216,7 @@ class Standin:
             job.move("Completed", "Training job completed", "Completed")
         else:
             reasons = []
-            for host, code in zip(hosts, codes):
+            for host, code in zip(hosts, codes, strict=True):
                 failure = (folder / host if count > 1 else folder) / "output" / "failure"
                 said = failure.read_text() if failure.exists() else \
                     f"the entry point exited with code {code}"

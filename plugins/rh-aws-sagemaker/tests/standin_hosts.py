@@ -80,7 +80,7 @@ class Network:
 
     def left(self) -> dict[str, list[int]]:
         """The processes still running in each instance's namespace."""
-        return {h: pids(ns) for h, ns in zip(self.hosts, self.namespaces)}
+        return {h: pids(ns) for h, ns in zip(self.hosts, self.namespaces, strict=True)}
 
     def stop(self) -> None:
         for ns in self.namespaces:

@@ -316,6 +316,8 @@ def main():
     if len(hosts) <= 1:
         serve()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    # nodecode.py is shipped beside this program (the job's rhcluster channel), not installed:
+    # only several instances need it.
     import nodecode
 
     with open(os.path.join(channel, "token")) as f:

@@ -66,7 +66,7 @@ def test_two_instances_come_up_and_a_call_runs_on_the_head(two, standin, capfd):
                  "job sm-two: Training (the container runs)", "syncing userpkg into the job",
                  "forwarding userpkg to the job's other 1 instance(s)"):
         assert step in shown, shown
-    assert f() == "10.234." + f().split("10.234.", 1)[1]  # algo-1's own address
+    assert f().startswith("10.234.")  # algo-1's address on the stand-in's bridge
     job = two.status()["sagemaker"]
     assert (job["status"], job["instance_count"]) == ("InProgress", 2)
     assert two.provider.nodes() == ["algo-1", "algo-2"]

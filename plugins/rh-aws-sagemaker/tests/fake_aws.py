@@ -9,8 +9,10 @@ each connection to ``localPortNumber`` on 127.0.0.1 to the port the SageMaker st
 for that job (``$RH_FAKE_SSM_DIR/jobs/<job>/port``, where its server listens instead of
 32300), until it is killed, or until that port refuses a connection (the job ended: SSM ends
 the session, exit 254). A job the stand-in does not run, or whose port is not written yet,
-is refused as SSM refuses a target whose agent is not connected (exit 254). Each start is
-appended to ``$RH_FAKE_SSM_DIR/sessions.log`` with its PID and argv.
+is refused as SSM refuses a target whose agent is not connected (exit 254). For a job of
+several instances, whose algo-1 runs in a network namespace (named in
+``$RH_FAKE_SSM_DIR/jobs/<job>/netns``), the connection to that port is made inside it. Each
+start is appended to ``$RH_FAKE_SSM_DIR/sessions.log`` with its PID and argv.
 """
 
 import json
@@ -31,7 +33,17 @@ def refuse(text, code=2):
     sys.exit(code)
 
 
-def relay(listener, port):
+def upstream_of(port, ns):
+    if ns is None:
+        return socket.create_connection(("127.0.0.1", port))
+    from standin_hosts import connect
+
+    sock = connect(ns, port)
+    sock.settimeout(None)
+    return sock
+
+
+def relay(listener, port, ns=None):
     """Accept on ``listener`` and move bytes both ways between each accepted connection and
     ``port``, all in one thread (no thread hand-offs on the way of a call)."""
     sel = selectors.DefaultSelector()
@@ -41,7 +53,7 @@ def relay(listener, port):
             if key.data is None:
                 conn, _ = listener.accept()
                 try:
-                    upstream = socket.create_connection(("127.0.0.1", port))
+                    upstream = upstream_of(port, ns)
                 except OSError:
                     # The job's server is gone (the job ended): SSM ends the session.
                     print("\nSessionId: fake is terminated: the target is not connected.",
@@ -96,13 +108,18 @@ def main(argv):
     except (OSError, ValueError):
         refuse(f"An error occurred (TargetNotConnected) when calling the StartSession "
                f"operation: sagemaker-training-job:{job}_algo-1 is not connected.", 254)
+    try:
+        with open(os.path.join(folder, "jobs", job, "netns")) as f:
+            ns = f.read().strip()
+    except OSError:
+        ns = None
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", local))
     listener.listen(64)
     print(f"\nStarting session with SessionId: fake-{os.getpid()}\nPort {local} opened for "
           f"sessionId fake-{os.getpid()}.\nWaiting for connections...\n", flush=True)
-    relay(listener, port)
+    relay(listener, port, ns)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -14,11 +14,26 @@ protocol, for the operations rh uses:
   lines go to CloudWatch Logs (moto) as ``/aws/sagemaker/TrainingJobs`` ``<job>/algo-1-<time>``.
   Exit code 0 makes it ``Completed``; another ``Failed`` with the FailureReason of
   ``/opt/ml/output/failure`` (or the exit code).
+- Several instances (``InstanceCount`` N): the entry point runs N times, once per host
+  ``algo-1..N``, each with its own resource config (``RH_SM_RESOURCES``: ``current_host``,
+  ``hosts``), its own ``/opt/ml/output`` and its own output stream ``<job>/algo-K-<time>``. Each
+  instance runs in a network namespace of its own on a bridge of the job, with its own address
+  (``RH_SM_ADDRESSES`` resolves ``algo-K`` to it, as SageMaker's DNS does), and in a mount
+  namespace where its own home folder is mounted over one path (``tests/standin_hosts.py``);
+  the fake ``aws`` reaches algo-1's server inside its namespace (``<dir>/jobs/<job>/netns``).
+  An instance that fails makes the job ``Failed`` (the others get SIGTERM), with each failing
+  instance's ``failure`` in the FailureReason. When every entry point has exited, what is
+  still running in the namespaces is written to ``left.json``, then stopped, and the
+  namespaces and the bridge are deleted. ``RH_SM_HEAD_GONE_SECONDS`` is 2 (the workers end 2 s
+  after the head's Ray, not 20). A test may add environment variables to a job's instances in
+  ``<dir>/knobs/<job>.json`` (``{"*" or "algo-K": {NAME: VALUE}}``), read when the job runs.
 - ``DescribeTrainingJob``, ``ListTrainingJobs`` (NameContains, StatusEquals), ``StopTrainingJob``
-  (``Stopping``: SIGTERM to the entry point, then ``Stopped``), ``AddTags``, ``ListTags``.
+  (``Stopping``: SIGTERM to every instance's entry point, then ``Stopped`` when all exited),
+  ``AddTags``, ``ListTags``.
 
-Not implemented: instances, images (the entry point runs with this machine's Python), VPCs,
-spot, warm pools, several instances, the SSM agent (the test's fake ``aws`` forwards the port).
+Not implemented: images (the entry point runs with this machine's Python), VPCs, spot, warm
+pools, the SSM agent (the test's fake ``aws`` forwards the port). Several instances need root
+(network namespaces).
 Run: ``python standin.py --dir DIR --port P --moto URL``.
 """
 
@@ -37,6 +52,7 @@ from pathlib import Path
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from standin_hosts import Network
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -66,7 +82,9 @@ class Job:
         self.failure: str | None = None
         self.created = time.time()
         self.folder = folder
-        self.proc: subprocess.Popen | None = None
+        #: The entry point's process on each instance, algo-1 first.
+        self.procs: list[subprocess.Popen] = []
+        self.net: Network | None = None
         self.stopping = False
         self.move("Starting", "Launching requested ML instances")
 
@@ -111,6 +129,9 @@ class Standin:
         try:
             self._run(job)
         except Exception as e:  # noqa: BLE001 - becomes the job's FailureReason
+            self.signal(job, signal.SIGKILL)
+            if job.net is not None:
+                job.net.stop()
             job.failure = f"stand-in: {type(e).__name__}: {e}"
             job.move("Failed", job.failure, "Failed")
 
@@ -135,56 +156,112 @@ class Standin:
         if job.stopping:
             job.move("Stopped", "Training job stopped", "Stopped")
             return
-        port = free_port()
-        (folder / "port").write_text(str(port))
-        env = {**os.environ, **job.req.get("Environment", {}), "RH_SERVER_PORT": str(port),
-               "RH_SM_INPUT": str(data), "RH_SM_OUTPUT": str(folder / "output"),
-               "RH_NODE_HOME": str(folder / "rh"), "HOME": str(folder / "home")}
-        (folder / "home").mkdir(exist_ok=True)
+        count = job.req["ResourceConfig"]["InstanceCount"]
+        hosts = [f"algo-{k}" for k in range(1, count + 1)]
+        base = {**os.environ, **job.req.get("Environment", {}), "RH_SM_INPUT": str(data)}
         entry = list(job.req["AlgorithmSpecification"]["ContainerEntrypoint"])
         # The container's python3 is this machine's Python; the program's path is moved.
         entry = [sys.executable if entry[0] == "python3" else entry[0]] + [
             a.replace("/opt/ml/input/data", str(data)) for a in entry[1:]]
-        job.proc = subprocess.Popen(entry, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, cwd=folder / "home",
-                                    start_new_session=True)
+        knobs_file = self.folder / "knobs" / f"{job.name}.json"
+        knobs = json.loads(knobs_file.read_text()) if knobs_file.exists() else {}
+        if count > 1:
+            job.net = Network(count)
+            (folder / "netns").write_text(job.net.namespaces[0])
+            (folder / "home").mkdir()  # where each instance's own home is mounted
+            base.update(RH_SM_ADDRESSES=json.dumps(dict(zip(hosts, job.net.addresses, strict=True))),
+                        RH_SM_HEAD_GONE_SECONDS="2", HOME=str(folder / "home"),
+                        RH_NODE_HOME=str(folder / "home" / "rh"))
+        port = free_port()
+        for k, host in enumerate(hosts):
+            mine = folder / host if count > 1 else folder
+            (mine / "home").mkdir(parents=True, exist_ok=True)
+            (mine / "resourceconfig.json").write_text(json.dumps(
+                {"current_host": host, "hosts": hosts, "network_interface_name": "eth0"}))
+            env = {**base, "RH_SERVER_PORT": str(port), "RH_SM_OUTPUT": str(mine / "output"),
+                   "RH_SM_RESOURCES": str(mine / "resourceconfig.json"),
+                   **knobs.get("*", {}), **knobs.get(host, {})}
+            kw = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "cwd": mine / "home"}
+            if count > 1:
+                env["RH_SM_RAY_TMP"] = job.net.ray_tmps[k]
+                proc = job.net.spawn(k, entry, env, str(mine / "home"), str(folder / "home"),
+                                     **kw)
+            else:
+                env.update(RH_NODE_HOME=str(folder / "rh"), HOME=str(folder / "home"))
+                proc = subprocess.Popen(entry, env=env, start_new_session=True, **kw)
+            (mine / "pid").write_text(str(proc.pid))
+            job.procs.append(proc)
+        (folder / "port").write_text(str(port))
         job.move("Training", "Training image download completed. Training in progress.")
+        pumps = [threading.Thread(target=self.pump, args=(job, host, proc,
+                                                          (folder / host if count > 1 else
+                                                           folder) / "node.log"), daemon=True)
+                 for host, proc in zip(hosts, job.procs, strict=True)]
+        for t in pumps:
+            t.start()
+        while any(p.poll() is None for p in job.procs):
+            # An instance that fails ends the job: SageMaker stops the others.
+            if not job.stopping and any(p.poll() not in (None, 0) for p in job.procs):
+                self.signal(job, signal.SIGTERM)
+            time.sleep(0.2)
+        for t in pumps:
+            t.join(10)
+        if job.net is not None:
+            (folder / "left.json").write_text(json.dumps(job.net.left()))
+            job.net.stop()
+        codes = [p.returncode for p in job.procs]
+        if job.stopping:
+            job.move("Stopped", "Training job stopped", "Stopped")
+        elif not any(codes):
+            job.move("Completed", "Training job completed", "Completed")
+        else:
+            reasons = []
+            for host, code in zip(hosts, codes, strict=True):
+                failure = (folder / host if count > 1 else folder) / "output" / "failure"
+                said = failure.read_text() if failure.exists() else \
+                    f"the entry point exited with code {code}"
+                if code:
+                    reasons.append(f"{host}: {said}" if count > 1 else said)
+            job.failure = f"AlgorithmError: {'; '.join(reasons)}"
+            job.move("Failed", job.failure, "Failed")
+
+    def pump(self, job: Job, host: str, proc: subprocess.Popen, keep_path: Path) -> None:
+        """An instance's output into its file and its CloudWatch stream."""
         logs = self.boto("logs")
-        stream = f"{job.name}/algo-1-{int(job.created)}"
+        stream = f"{job.name}/{host}-{int(job.created)}"
         try:
             logs.create_log_group(logGroupName=LOG_GROUP)
         except logs.exceptions.ResourceAlreadyExistsException:
             pass
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-        with open(folder / "node.log", "wb") as keep:
-            for line in job.proc.stdout:
+        with open(keep_path, "wb") as keep:
+            for line in proc.stdout:
                 keep.write(line)
                 keep.flush()
                 logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=[
                     {"timestamp": int(time.time() * 1000),
                      "message": line.decode(errors="replace").rstrip("\n")}])
-        code = job.proc.wait()
-        if job.stopping:
-            job.move("Stopped", "Training job stopped", "Stopped")
-        elif code == 0:
-            job.move("Completed", "Training job completed", "Completed")
-        else:
-            failure = folder / "output" / "failure"
-            job.failure = (f"AlgorithmError: {failure.read_text()}" if failure.exists()
-                           else f"AlgorithmError: the entry point exited with code {code}")
-            job.move("Failed", job.failure, "Failed")
+
+    def signal(self, job: Job, sig: int) -> None:
+        for proc in job.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
 
     def stop(self, job: Job) -> None:
         job.stopping = True
         job.move("Stopping", "Stopping the training job", "Stopping")
-        if job.proc is not None and job.proc.poll() is None:
-            os.killpg(job.proc.pid, signal.SIGTERM)
+        self.signal(job, signal.SIGTERM)
 
     def shutdown(self) -> None:
         for job in self.jobs.values():
-            if job.proc is not None and job.proc.poll() is None:
-                os.killpg(job.proc.pid, signal.SIGKILL)
-                job.proc.wait()
+            self.signal(job, signal.SIGKILL)
+            for proc in job.procs:
+                proc.wait()
+            if job.net is not None:
+                job.net.stop()
 
 
 def error(kind: str, message: str, status: int = 400) -> JSONResponse:

@@ -225,8 +225,15 @@ def test_instance_types_without_ml_prefix_are_refused_before_any_request():
         rh.sagemaker_cluster(name="x", instance_type="g5.xlarge")
 
 
-def test_several_instances_are_refused_until_ray_is_wired(moto):
+def test_several_instances_are_asked_for_and_get_ray(moto):
+    """instance_count=2: the request asks SageMaker for two instances, whose node program
+    installs rh-core[server,ray] (Ray only on several instances)."""
     c = rh.sagemaker_cluster(name="sm-many", role=ROLE_ARN, instance_count=2)
-    with pytest.raises(ConfigError, match=r"several instances \(instance_count=2\) are not built "
-                       r"yet.*instance_count=1.*estimator="):
-        c.up()
+    assert c.provider.extras == "server,ray" and c.provider.nodes() == ["algo-1", "algo-2"]
+    assert rh.sagemaker_cluster(name="sm-one", role=ROLE_ARN).provider.extras == "server"
+    spec = request.JobSpec(cluster=c, job_name="sm-many", role_arn=ROLE_ARN, image="image",
+                           wheels_uri="s3://b/w/", job_uri="s3://b/j/", output_uri="s3://b/o/",
+                           extras=c.provider.extras)
+    made = request.training_job_request(spec)
+    assert made["ResourceConfig"]["InstanceCount"] == 2
+    assert made["Environment"]["RH_EXTRAS"] == "server,ray"

@@ -58,7 +58,9 @@ class SageMakerProvider(ComputeProvider):
 
     @property
     def extras(self) -> str:
-        return "server"
+        """The core's extras the job installs: Ray too on several instances, where ``.map``
+        spreads over them (``rh_server/ray_map.py``)."""
+        return "server,ray" if self.cluster.instance_count > 1 else "server"
 
     def token(self) -> str:
         return tokens.cluster_token(f"sagemaker:{self.aws.region}:{self.cluster.short_name}")
@@ -113,12 +115,6 @@ class SageMakerProvider(ComputeProvider):
         c = self.cluster
         if c.dedicated:
             return jobs.start(self)
-        if c.instance_count > 1:
-            raise ConfigError(
-                f"sagemaker clusters of several instances (instance_count={c.instance_count}) are "
-                f"not built yet: rh would reach only algo-1 and .map would not spread over the "
-                f"others through Ray. Use instance_count=1, or a training job of your own "
-                f"(estimator=) for distributed training")
         steps = Steps(c.short_name)
         job = self._describe(self.job_name) if self.job_name else None
         if job is None or job["TrainingJobStatus"] not in ("InProgress",):
@@ -178,10 +174,11 @@ class SageMakerProvider(ComputeProvider):
             self._upload_wheels(bucket, wheels_prefix, folder)
         job_prefix = f"{PREFIX}/jobs/{job_name}/"
         s3 = aws.client("s3")
-        node = (Path(__file__).parent / "node.py").read_bytes()
+        here = Path(__file__).parent
         install = wheelhouse.install_script(".", self.extras, key).encode()
-        for name, body in (("node.py", node), ("install.sh", install),
-                           ("token", self.token().encode())):
+        for name, body in (("node.py", (here / "node.py").read_bytes()),
+                           ("nodecode.py", (here / "nodecode.py").read_bytes()),
+                           ("install.sh", install), ("token", self.token().encode())):
             aws.call(s3.put_object, Bucket=bucket, Key=job_prefix + name, Body=body,
                      ServerSideEncryption="AES256", what=f"s3://{bucket}/{job_prefix}{name}")
         spec = request.JobSpec(cluster=c, job_name=job_name, role_arn=role_arn, image=image,

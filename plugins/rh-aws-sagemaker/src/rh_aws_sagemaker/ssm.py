@@ -71,8 +71,11 @@ class Session:
     """One ``aws ssm start-session`` port forwarding, kept alive until :meth:`close`."""
 
     def __init__(self, target: str, remote_port: int, region: str | None, profile: str | None,
-                 log_name: str):
+                 log_name: str, ended=None):
         self.aws = check_tools()
+        #: Says why the target is gone for good (its job ended), else None; asked while a
+        #: new session waits for the server, so a job that failed ends the wait at once.
+        self.ended = ended or (lambda: None)
         self.target, self.remote_port = target, remote_port
         self.region, self.profile = region, profile
         self.port = free_port()
@@ -114,12 +117,16 @@ class Session:
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        asked = time.monotonic()
         url = f"http://127.0.0.1:{self.port}/health"
         while True:
             proc = self.proc
             if proc is not None and proc.poll() is not None and not self.closed:
                 # Died before forwarding: the target is not ready yet (its SSM agent starts
                 # with the container), or the session was refused. Try again until the end.
+                gone = self.ended()
+                if gone:
+                    raise ConnectionFailedError(f"the server cannot be reached: {gone}")
                 if time.monotonic() > deadline:
                     raise ConnectionFailedError(self._failure("exited with code "
                                                               f"{proc.returncode}"))
@@ -135,6 +142,11 @@ class Session:
                 return  # the server answered (an error is still an answer)
             except OSError:
                 pass
+            if time.monotonic() > asked + 5:
+                asked = time.monotonic()
+                gone = self.ended()
+                if gone:
+                    raise ConnectionFailedError(f"the server cannot be reached: {gone}")
             if time.monotonic() > deadline:
                 raise ConnectionFailedError(self._failure(f"forwarded nothing in {timeout:.0f} s"))
             time.sleep(0.05)
@@ -202,7 +214,8 @@ class SSMConnection(ConnectionType):
                               f"a {type(provider).name} one")
         job = provider.job_name
         self.session = Session(f"sagemaker-training-job:{job}_algo-1", self.endpoint.port,
-                               provider.aws.region, self.cluster.profile, job)
+                               provider.aws.region, self.cluster.profile, job,
+                               ended=self.explain_drop)
         try:
             self.session.start()
         except BaseException:

@@ -26,6 +26,11 @@ class Management:
     def keys(self) -> list[str]:
         return self.get_json("/keys")["keys"]
 
+    def restart(self) -> dict:
+        """Ask a supervised server to stop and be started again (``POST /restart``, owner
+        only); ``{"restarting": True, "pid": <the stopping server's>}``."""
+        return self.check(self.request("POST", "/restart")).json()
+
     def put(self, name: str, spec: dict) -> dict:
         resp = self.request("PUT", f"/{name}", content=json.dumps(spec),
                             headers={"Content-Type": wire.JSON_CT})

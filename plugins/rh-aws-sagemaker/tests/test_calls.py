@@ -126,3 +126,19 @@ def test_saved_and_loaded_by_name_finds_the_running_job(sm, capfd):
     assert "creating training job" not in shown, shown
     assert "syncing userpkg" not in shown, shown  # the code there is unchanged: not sent again
     again._forget_client()  # its own SSM session, killed here (the session's cluster keeps its own)
+
+
+def test_restart_server_restarts_the_server_in_the_running_job(sm, capfd):
+    """``c.restart_server()`` asks the server to stop (``POST /restart``) and rh's node program in
+    the job starts it again: the same job, a new server process, the served names back."""
+    add = rh.function(userfns.add).to(sm)
+    assert add(1, 2) == 3
+    job, before = sm.job_name, sm.client().health()["pid"]
+    capfd.readouterr()
+    sm.restart_server()
+    shown = capfd.readouterr().err
+    assert "restarting the rh server in the job" in shown and "creating training job" not in shown
+    after = sm.client().health()["pid"]
+    assert after != before and sm.job_name == job and not alive(before)
+    assert add(2, 3) == 5
+    assert "rh-node: the rh server stopped to be restarted (its owner asked)" in sm.logs()

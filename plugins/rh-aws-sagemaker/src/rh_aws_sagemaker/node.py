@@ -57,9 +57,11 @@ JOIN_SECONDS = float(os.environ.get("RH_SM_JOIN_SECONDS", "600"))
 #: How long the head's Ray port may be unreachable before another instance ends.
 HEAD_GONE_SECONDS = float(os.environ.get("RH_SM_HEAD_GONE_SECONDS", "20"))
 VENV_PYTHON = os.path.join(HOME, "venv", "bin", "python")
+#: The rh server's exit code that asks for it to be started again (rh_server.app.RESTART_EXIT).
+RESTART_EXIT = 75
 
 #: What this program started and stops on SIGTERM: the server, and Ray's session.
-running = {"server": None, "ray": None, "code": None}
+running = {"server": None, "ray": None, "code": None, "stopping": False}
 
 
 def say(text):
@@ -173,6 +175,7 @@ def ray_log_tail():
 
 def on_term(signum, _frame):
     """StopTrainingJob: SageMaker sends SIGTERM to every instance, then SIGKILL after 120 s."""
+    running["stopping"] = True
     server = running["server"]
     if server is not None and server.poll() is None:
         say("the job is stopping: stopping the rh server")
@@ -241,29 +244,34 @@ def start_head(me, hosts):
 
 
 def serve(ray_address=None):
-    """The rh server on the loopback until it exits; exits with its code."""
+    """The rh server on the loopback until it exits; exits with its code. A server that exits
+    with code 75 (its owner asked ``POST /restart``: ``c.restart_server()``) is started again."""
     with open(os.path.join(INPUT, "rhcluster", "token")) as f:
         token = f.read().strip()
     args = [VENV_PYTHON, "-m", "rh_server", "--host", "127.0.0.1", "--port", str(PORT),
-            "--name", NAME, "--home", HOME, "--token-stdin"]
+            "--name", NAME, "--home", HOME, "--token-stdin", "--setting", "supervised=true"]
     if AUTOSTOP:
         args += ["--autostop-mins", AUTOSTOP]
     env = dict(os.environ, RH_RAY_ADDRESS=ray_address) if ray_address else None
-    t0 = time.monotonic()
-    server = running["server"] = subprocess.Popen(args, stdin=subprocess.PIPE, env=env,
-                                                  start_new_session=True)
-    server.stdin.write((token + "\n").encode())
-    server.stdin.close()
-    while server.poll() is None:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=2)
+    while True:
+        t0 = time.monotonic()
+        server = running["server"] = subprocess.Popen(args, stdin=subprocess.PIPE, env=env,
+                                                      start_new_session=True)
+        server.stdin.write((token + "\n").encode())
+        server.stdin.close()
+        while server.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.05)
+        if server.poll() is None:
+            say(f"rh server of {NAME} answering on 127.0.0.1:{PORT} on {resources()[0]} "
+                f"({time.monotonic() - t0:.1f} s after its start)")
+        code = server.wait()
+        if code != RESTART_EXIT or running["stopping"]:
             break
-        except OSError:
-            time.sleep(0.05)
-    if server.poll() is None:
-        say(f"rh server of {NAME} answering on 127.0.0.1:{PORT} on {resources()[0]} "
-            f"({time.monotonic() - t0:.1f} s after its start)")
-    code = server.wait()
+        say("the rh server stopped to be restarted (its owner asked): starting it again")
     say(f"the rh server exited with code {code}")
     stop_ray()
     sys.exit(code)

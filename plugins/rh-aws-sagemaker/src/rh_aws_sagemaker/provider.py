@@ -18,7 +18,7 @@ from rh_aws_sagemaker.cluster import SageMakerCluster, sagemaker_cluster
 from rh_aws_sagemaker.errors import AWSError, JobFailedError, NameInUseError
 from rh_aws_sagemaker.roles import resolve_role
 from rh_core import user_config, wheelhouse
-from rh_core.errors import ConfigError
+from rh_core.errors import ConfigError, RhError
 from rh_core.paths import rh_home, write_private
 from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.progress import Steps
@@ -339,6 +339,31 @@ class SageMakerProvider(ComputeProvider):
                     break
                 kwargs["nextToken"] = page["nextForwardToken"]
         return "\n".join(out) + ("\n" if out else "")
+
+    def restart_server(self) -> Endpoint:
+        """A new server process in the running job (the instances, their files and Ray stay):
+        the server stops when asked (``POST /restart``) and the job's node program starts it
+        again. A job that does not run is brought up, as ``up()`` does."""
+        if self.cluster.dedicated or self.endpoint() is None:
+            return super().restart_server() if self.cluster.dedicated else self.up()
+        client = self.cluster.client()
+        old = client.restart()["pid"]
+        steps = Steps(self.cluster.short_name)
+        with steps.step("restarting the rh server in the job") as s:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    pid = client.health()["pid"]
+                    if pid != old:
+                        s["note"] = f"pid {old} -> {pid}"
+                        break
+                except RhError:
+                    pass  # stopping, or not answering yet
+                if time.monotonic() > deadline:
+                    raise JobFailedError(f"the rh server in job {self.job_name} did not come "
+                                         f"back within 120 s of its restart; see c.logs()")
+                time.sleep(0.2)
+        return Endpoint("127.0.0.1", self.cluster.server_port, self.token())
 
     def nodes(self) -> list[str]:
         """The job's instances, as SSM names them (``algo-1`` is the head)."""

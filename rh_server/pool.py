@@ -64,6 +64,11 @@ class WorkerProcess:
         return self.proc.pid if self.proc else None
 
     async def start(self) -> None:
+        if self._reader_task is not None and not self._reader_task.done():
+            # The process before this one was killed (a stuck cancel) and its end is not handled
+            # yet: its calls fail with why, before anything of the new process exists.
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+        self._killed_for = None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = dict(os.environ)
         env.pop("RH_SERVER_TOKEN", None)
@@ -233,6 +238,7 @@ class WorkerProcess:
         log.warning("env %s worker %d (pid %s) did not stop %s within %.1f s: replacing it",
                     self.env_key, self.index, self.pid, why, CANCEL_GRACE)
         self._killed_for = f"{why} that did not stop within {CANCEL_GRACE} s"
+        self.alive = False  # no call goes to it from now on: the next one starts a new worker
         self.proc.kill()
 
     async def kill(self) -> None:

@@ -22,6 +22,14 @@ def _status(cluster, key):
     return next((r["status"] for r in cluster.runs() if r["run_key"] == key), None)
 
 
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
 def _workers(cluster, env="base"):
     return [(w["pid"], w["restarts"]) for w in cluster.status()["envs"][env]["workers"]]
 
@@ -57,6 +65,24 @@ def test_cancel_of_a_call_sleeping_in_c_replaces_its_worker(own_cluster, tmp_pat
     [(new_pid, new_restarts)] = _workers(own_cluster)
     assert new_pid != pid and new_restarts == restarts + 1
     assert marker.read_text() == "started"  # it never went on
+
+
+def test_a_call_sent_as_the_stuck_worker_is_killed_runs_in_its_replacement(own_cluster,
+                                                                             tmp_path):
+    """The worker of a cancelled call sleeping in C is killed after the grace period; a call
+    sent the moment that process is gone, before the server has handled its end, must run in
+    the new worker rather than fail with the old one's end."""
+    sleeper = rh.function(userfns.sleep_marked).to(own_cluster)
+    add = rh.function(userfns.add).to(own_cluster)
+    for round in range(3):
+        marker = tmp_path / f"state-{round}"
+        handle = sleeper.remote(str(marker), 120)
+        wait_until(lambda m=marker: m.exists() and m.read_text() == "started", 20,
+                   "the call to start")
+        [(pid, _)] = _workers(own_cluster)
+        assert handle.cancel() is True
+        wait_until(lambda p=pid: not _running(p), 10, "the stuck worker to be killed")
+        assert add(round, 1) == round + 1
 
 
 def test_an_async_function_is_cancelled_at_once(local):

@@ -282,6 +282,7 @@ class EnvPool:
         self._lock = asyncio.Lock()
         self._rr = itertools.count()
         self.python: str | None = None
+        self.stopped = False
 
     async def ensure_started(self, build_python) -> None:
         async with self._lock:
@@ -295,6 +296,9 @@ class EnvPool:
                     if w.proc is not None:
                         w.restarts += 1
                     await w.start()
+                    if self.stopped:  # replaced while it started (e.g. the base env's,
+                        await w.kill()  # begun before the first call asked for other settings)
+                        raise WorkerDied(f"env {self.key!r} was replaced while it started")
                     for name, (spec, extra, idx) in self.defines.items():
                         if idx is None or idx == w.index:
                             kind, got = await w.ask(P.DEFINE, [P.jpart(spec), *extra])
@@ -342,6 +346,7 @@ class EnvPool:
         return len(self.workers) * int(self.spec.get("threads", 8))
 
     async def stop(self) -> None:
+        self.stopped = True  # a start still in progress stops what it started (ensure_started)
         await asyncio.gather(*(w.kill() for w in self.workers), return_exceptions=True)
         self.workers = []
 

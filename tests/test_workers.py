@@ -102,3 +102,29 @@ def test_user_code_cannot_read_the_owner_token_from_its_server(local):
     seen = rh.function(userfns.server_environ).to(local)()
     assert "RH_HOME=" in seen  # it did read the server's environment
     assert token not in seen
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def test_a_first_function_with_other_base_settings_leaves_one_worker(own_cluster):
+    """The first function asks for the base env with settings of its own while the server may
+    still be starting that env's worker with the defaults: its worker replaces that one, and
+    no worker of the defaults is left running beside it."""
+    env = rh.env(name="base", env_vars={"RH_TEST_FIRST": "mine"})
+    getenv = rh.function(userfns.getenv).to(own_cluster, env=env)
+    assert getenv("RH_TEST_FIRST") == "mine"
+    server = own_cluster.client().health()["pid"]
+    [worker] = [w["pid"] for w in own_cluster.status()["envs"]["base"]["workers"]]
+    assert _children(server) == [worker]

@@ -115,8 +115,10 @@ class Dispatcher:
             yield _cancelled(active, e)
 
     async def _restart(self, res: dict) -> None:
+        """Start the crashed worker again, in the env as it is now: when the crash was its
+        env being replaced, the new pool is left as it is."""
         try:
-            await self.served.pool_for(res["env"])
+            await self.served.ready_pool(res)
         except Exception:  # noqa: BLE001 - the next call reports it
             pass
 

@@ -26,6 +26,10 @@ class WorkerDied(Exception):
     """The worker process ended while requests were pending."""
 
 
+class EnvReplaced(WorkerDied):
+    """The env's pool was replaced (its settings changed) while this pool's workers started."""
+
+
 class CallCancelled(Exception):
     """The call was cancelled (``handle.cancel()``, a timeout, or its caller went away)."""
 
@@ -298,7 +302,7 @@ class EnvPool:
                     await w.start()
                     if self.stopped:  # replaced while it started (e.g. the base env's,
                         await w.kill()  # begun before the first call asked for other settings)
-                        raise WorkerDied(f"env {self.key!r} was replaced while it started")
+                        raise EnvReplaced(f"env {self.key!r} was replaced while it started")
                     for name, (spec, extra, idx) in self.defines.items():
                         if idx is None or idx == w.index:
                             kind, got = await w.ask(P.DEFINE, [P.jpart(spec), *extra])

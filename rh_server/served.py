@@ -20,10 +20,13 @@ from rh_core.resources.env import as_env
 from rh_core.resources.function import env_spec
 from rh_server import protocol as P
 from rh_server.envs import env_python
-from rh_server.pool import EnvPool, WorkerDied
+from rh_server.pool import EnvPool, EnvReplaced, WorkerDied
 from rh_server.web import HTTPProblem, bad_request, check_name
 
 log = logging.getLogger("rh_server")
+#: How often a start is tried again when the env is replaced meanwhile (requests asking for
+#: different settings of one env at the same moment); more means they keep fighting.
+_REPLACED_TRIES = 5
 
 KINDS = {"function", "class", "instance"}
 
@@ -102,23 +105,35 @@ class Served:
     # -------------------------------------------------------------- envs
 
     async def pool_for(self, env: dict) -> EnvPool:
+        """The pool of ``env`` with its workers started, replacing the env's pool (restarting
+        its workers) when its settings differ from ``env``'s."""
         key = env.get("key") or "base"
         spec = {k: v for k, v in env.items() if k != "key"}
-        pool = self.pools.get(key)
-        if pool is not None and pool.spec != spec:
-            log.info("env %s changed; restarting its workers", key)
-            old = pool
-            pool = EnvPool(key, spec, self.home, self._base_env(key))
-            pool.defines = old.defines
-            self.pools[key] = pool
-            await old.stop()
-        elif pool is None:
-            pool = self.pools[key] = EnvPool(key, spec, self.home, self._base_env(key))
+        for _ in range(_REPLACED_TRIES):
+            pool = self.pools.get(key)
+            if pool is not None and pool.spec != spec:
+                log.info("env %s changed; restarting its workers", key)
+                old = pool
+                pool = EnvPool(key, spec, self.home, self._base_env(key))
+                pool.defines = old.defines
+                self.pools[key] = pool
+                await old.stop()
+            elif pool is None:
+                pool = self.pools[key] = EnvPool(key, spec, self.home, self._base_env(key))
+            try:
+                await self._started(pool)
+                return pool
+            except EnvReplaced:  # another request changed the env meanwhile: settle it again
+                continue
+        raise WorkerDied(f"env {key!r} was replaced {_REPLACED_TRIES} times while it started "
+                         f"(requests asking for different settings of it at once); send one "
+                         f"set of settings per env")
+
+    async def _started(self, pool: EnvPool) -> None:
         try:
             await pool.ensure_started(self._build_python)
         except PackageInstallError as e:
-            raise HTTPProblem(422, "install", f"env {key!r}: {e}") from None
-        return pool
+            raise HTTPProblem(422, "install", f"env {pool.key!r}: {e}") from None
 
     def _base_env(self, key: str) -> dict:
         """What every worker of env ``key`` gets besides its env's own variables: the secrets
@@ -151,10 +166,21 @@ class Served:
         )
 
     async def ready_pool(self, res: dict) -> EnvPool:
-        pool = self.pools.get(res["env"]["key"])
-        if pool is None or not all(w.alive for w in pool.workers) or not pool.workers:
-            pool = await self.pool_for(res["env"])
-        return pool
+        """The pool a call of ``res`` runs in: its env's pool as it is now (a call never
+        replaces an env; only a new definition does), its dead workers started again."""
+        for _ in range(_REPLACED_TRIES):
+            pool = self.pools.get(res["env"]["key"])
+            if pool is None:
+                return await self.pool_for(res["env"])
+            if pool.workers and all(w.alive for w in pool.workers):
+                return pool
+            try:
+                await self._started(pool)
+                return pool
+            except EnvReplaced:  # replaced while it started: the call runs in the new one
+                continue
+        raise WorkerDied(f"env {res['env']['key']!r} was replaced {_REPLACED_TRIES} times while "
+                         f"this call waited for it")
 
     # -------------------------------------------------------------- resources
 

@@ -128,3 +128,19 @@ def test_a_first_function_with_other_base_settings_leaves_one_worker(own_cluster
     server = own_cluster.client().health()["pid"]
     [worker] = [w["pid"] for w in own_cluster.status()["envs"]["base"]["workers"]]
     assert _children(server) == [worker]
+
+
+def test_new_env_settings_while_a_call_runs_serve_the_new_function(own_cluster):
+    """Sending a function with other settings of the base env while a call runs there replaces
+    that env's worker: the running call reports its worker's end, and restarting after that end
+    starts the env as it is now instead of changing it back under the new function."""
+    handle = rh.function(userfns.sleep_then).to(own_cluster).remote("late", 60)
+    env = rh.env(name="base", env_vars={"RH_TEST_SECOND": "new"})
+    getenv = rh.function(userfns.getenv).to(own_cluster, env=env)
+    assert getenv("RH_TEST_SECOND") == "new"
+    with pytest.raises(rh.WorkerCrashedError):
+        rh.get(handle)
+    assert getenv("RH_TEST_SECOND") == "new"  # still the new settings after the restart
+    server = own_cluster.client().health()["pid"]
+    [worker] = [w["pid"] for w in own_cluster.status()["envs"]["base"]["workers"]]
+    assert _children(server) == [worker]

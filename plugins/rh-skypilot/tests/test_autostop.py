@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 
 import pytest
 import userfns
@@ -57,6 +58,26 @@ def test_watcher_follows_the_server_then_ends(node, tmp_path):
         assert _alive(watcher)  # within the grace period a new server may come
         wait_for(lambda: not _alive(watcher), 10)
         assert node.run(autostop.watcher_running_command(d)).stdout.strip() == "no"
+    finally:
+        if _alive(watcher):
+            os.kill(watcher, 15)
+
+
+def test_watcher_ends_after_a_server_it_never_saw_running(node):
+    """A server that starts and stops by itself between two of the watcher's looks removes its
+    record; its output file, written when it started, tells the watcher one ran, so the
+    watcher ends after ``grace`` and not after ``first_wait``."""
+    d = "~/.rh/clusters/watch-brief"
+    node.run(f"rm -rf {d}; mkdir -p {d}")
+    script = autostop.watcher_script(d, first_wait=600, grace=1, period=3)
+    watcher = int(node.run(f"setsid nohup bash -c {shlex.quote(script)} "
+                           f"> /dev/null 2>&1 < /dev/null & echo $!").stdout.split()[-1])
+    try:
+        wait_for(lambda: node.run(autostop.watcher_running_command(d)).stdout.strip() == "yes",
+                 10)
+        time.sleep(0.05)  # the output file is newer than the watcher's PID file
+        node.run(f"echo started > {d}/server.out")  # what rh-byo's start writes; no record left
+        wait_for(lambda: not _alive(watcher), 15)
     finally:
         if _alive(watcher):
             os.kill(watcher, 15)

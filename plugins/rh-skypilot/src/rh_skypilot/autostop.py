@@ -32,8 +32,10 @@ def watcher_script(cluster_dir: str, first_wait: int | None = None, grace: int |
     0; the other nodes' part ends at once) it records its PID in ``watcher.pid``, waits up to
     ``first_wait`` seconds for the server's record (``server.json``), then checks every
     ``period`` seconds that the recorded server's PID lives; once a server has run (seen alive,
-    or its record written after the watcher started), when none has lived for ``grace``
-    seconds it exits 0 (defaults: :data:`FIRST_WAIT_S`, :data:`GRACE_S`)."""
+    or its record or its output ``server.out``, which rh-byo's start writes, newer than the
+    watcher: a server that stopped by itself between two checks has removed its record), when
+    none has lived for ``grace`` seconds it exits 0 (defaults: :data:`FIRST_WAIT_S`,
+    :data:`GRACE_S`)."""
     first_wait = FIRST_WAIT_S if first_wait is None else first_wait
     grace = GRACE_S if grace is None else grace
     d = cluster_dir.replace("~", "$HOME", 1) if cluster_dir.startswith("~") else cluster_dir
@@ -49,8 +51,11 @@ while true; do
     waited=0
     limit={grace}
   else
-    # A record written since the watcher started: a server ran (however briefly) and is gone.
-    if [ {d}/server.json -nt {d}/watcher.pid ]; then limit={grace}; fi
+    # A server started since the watcher did (its record, or its output file, which a
+    # server that stopped by itself leaves behind with no record) ran and is gone.
+    if [ {d}/server.json -nt {d}/watcher.pid ] || [ {d}/server.out -nt {d}/watcher.pid ]; then
+      limit={grace}
+    fi
     waited=$((waited + {period}))
     if [ "$waited" -ge "$limit" ]; then
       echo "rh: no rh server on this node for $waited s: the cluster is idle for SkyPilot now"

@@ -269,6 +269,9 @@ class LocalProvider(ComputeProvider):
             proc.stdin.close()
         except BrokenPipeError:
             pass  # it died at once: reported below with its log
+        # The client's HTTP modules (httpx) load while the server boots, not after: the first
+        # .to() needs them next. Here, not at the top: the server imports this module too.
+        import rh_core.transport.client  # noqa: F401
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             rec = self._record()

@@ -11,6 +11,7 @@ import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from rh_core import wheelhouse
 from rh_core.errors import ConfigError, ConnectionFailedError, PackageInstallError
@@ -19,10 +20,12 @@ from rh_core.plugin.interfaces import ComputeProvider, Endpoint
 from rh_core.progress import Steps
 from rh_core.transport import tokens
 from rh_kubernetes import codesync, manifests, ray_pods, waiting
-from rh_kubernetes.api import Kube
 from rh_kubernetes.autostop import Autostop
 from rh_kubernetes.cluster import KubernetesCluster, kubernetes_cluster
 from rh_kubernetes.portforward import exchange
+
+if TYPE_CHECKING:  # the kubernetes client loads when a cluster first talks to its API
+    from rh_kubernetes.api import Kube
 
 #: How long pods may take to run (pulling a large image counts) and the server to be ready.
 LAUNCH_TIMEOUT = 900
@@ -49,6 +52,8 @@ class KubernetesProvider(Autostop, ComputeProvider):
     @property
     def kube(self) -> Kube:
         if self._kube is None:
+            from rh_kubernetes.api import Kube  # loads the kubernetes client (0.4 s)
+
             self._kube = Kube(self.cluster.context, self.cluster.namespace)
         return self._kube
 

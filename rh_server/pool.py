@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from rh_server import protocol as P
+from rh_server.channel import WorkerProtocol
 
 log = logging.getLogger("rh_server")
 
@@ -57,7 +58,7 @@ class WorkerProcess:
         self.pending: dict[int, asyncio.Queue] = {}
         self.alive = False
         self.restarts = 0
-        self.conn: P.WorkerProtocol | None = None
+        self.conn: WorkerProtocol | None = None
         self._reader_task: asyncio.Task | None = None
         #: rid -> why, for cancelled calls whose end the worker has not answered yet
         self.cancelling: dict[int, str] = {}
@@ -109,7 +110,7 @@ class WorkerProcess:
                 hello.set_exception(ConnectionResetError("worker closed its socket"))
 
         _, self.conn = await loop.create_unix_connection(
-            lambda: P.WorkerProtocol(on_message, on_lost), sock=parent)
+            lambda: WorkerProtocol(on_message, on_lost), sock=parent)
         try:
             await asyncio.wait_for(hello, timeout=120)
         except (asyncio.TimeoutError, ConnectionError):

@@ -8,7 +8,6 @@ tagged with the call's request id.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import inspect
 import io
@@ -22,12 +21,16 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rh_core.transport import wire
 from rh_server import protocol as P
 from rh_server.interrupt import RunCancelled, Running
 from rh_server.loader import CodeLoader
 from rh_server.members import ACCESSORS, member
+
+if TYPE_CHECKING:  # asyncio loads when the first async function runs, not at every start
+    import asyncio
 
 _current_rid: contextvars.ContextVar[int | None] = contextvars.ContextVar("rh_rid", default=None)
 
@@ -252,6 +255,8 @@ class Worker:
         with self.running.region(rid):  # where a cancel may stop the call
             result = fn(*args, **kwargs)
             if inspect.iscoroutine(result):
+                import asyncio  # only for async code: not at every worker start
+
                 future = asyncio.run_coroutine_threadsafe(result, self._event_loop())
                 result = self.running.wait(rid, future)
         return result
@@ -295,6 +300,8 @@ class Worker:
                     if loop is None:
                         item = next(gen)
                     else:
+                        import asyncio  # as in _invoke
+
                         item = self.running.wait(
                             rid, asyncio.run_coroutine_threadsafe(gen.__anext__(), loop))
                 except (StopIteration, StopAsyncIteration):
@@ -329,6 +336,8 @@ class Worker:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
             if self._loop is None:
+                import asyncio  # as in _invoke
+
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, daemon=True, name="rh-async").start()
                 self._loop = loop

@@ -132,3 +132,24 @@ def test_delete_configs_removes_the_saved_config():
     assert env.delete_configs() is True
     assert not rh.exists("~/to-forget")
     assert env.delete_configs() is False  # nothing left to delete
+
+
+@pytest.mark.parametrize("make", [
+    "rh.blob(data=b'x', name='kept')",
+    "rh.env(name='kept', env_vars={'A': '1'})",
+    "rh.folder(path='/tmp', name='kept')",
+])
+def test_a_saved_resource_loads_in_a_process_that_never_used_its_kind(rh_home, make):
+    """``import rh_core`` loads each name on first use: a process whose first act is
+    ``rh.load`` still knows every kind of the core (the converter imports them by name)."""
+    import subprocess
+    import sys
+
+    made = eval(make, {"rh": rh})  # noqa: S307 - the test's own expressions
+    made.save("~/kept")
+    code = ("import rh_core as rh; r = rh.load('~/kept'); "
+            "print(r.resource_type, r.config() == __import__('json').loads(__import__('sys').argv[1]))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(made.config())],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [made.resource_type, "True"]

@@ -8,6 +8,7 @@ that lists the known ones.
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any
 
 import attrs
@@ -30,10 +31,27 @@ def register_kind(cls: type) -> None:
 
 def resource_classes(reg: Registry | None = None) -> dict[tuple[str, str | None], type]:
     """Every resource class by ``(resource_type, subtype)``, including plugins' cluster classes."""
+    _core_kinds()
     classes: dict[tuple[str, str | None], type] = {(k, None): c for k, c in KINDS.items()}
     for name, provider in (reg or registry()).providers.items():
         classes[("cluster", name)] = provider.cluster_class
     return classes
+
+
+#: The modules defining the core's resource kinds, by name: ``import rh_core`` loads each only
+#: when first used, so a config may be read before its class was ever imported. Imported by
+#: name when the converter is first built (as entry points name plugins' modules).
+CORE_KIND_MODULES = (
+    "rh_core.resources.function", "rh_core.resources.module", "rh_core.resources.env",
+    "rh_core.resources.secret", "rh_core.resources.data.blob", "rh_core.resources.data.folder",
+    "rh_core.resources.data.table",
+)
+
+
+@functools.cache
+def _core_kinds() -> None:
+    for module in CORE_KIND_MODULES:
+        importlib.import_module(module)  # each class registers itself (register_kind)
 
 
 def make_converter(reg: Registry | None = None) -> cattrs.Converter:
@@ -67,6 +85,7 @@ def _converter_for(reg: Registry, kinds: int) -> cattrs.Converter:
 def get_converter() -> cattrs.Converter:
     """The converter of this process's registry (rebuilt when the registry is reset or a new
     resource kind is defined)."""
+    _core_kinds()
     return _converter_for(registry(), len(KINDS))
 
 

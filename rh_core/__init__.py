@@ -9,6 +9,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers
@@ -96,7 +98,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "set_folder": ("rh_core.names.resolve", "set_folder"),
     "secret_backend": ("rh_core.names.secrets", "secret_backend"),
     "logout": ("rh_core.names.shared", "logout"),
-    "resources": ("rh_core.names.shared", "resources"),
     "whoami": ("rh_core.names.shared", "whoami"),
     "hookimpl": ("rh_core.plugin.hookspecs", "hookimpl"),
     "Cluster": ("rh_core.resources", "Cluster"),
@@ -155,7 +156,26 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, "here"})
+    return sorted({*globals(), *_LAZY, "here", "resources"})
+
+
+class _Rh(types.ModuleType):
+    """``rh.resources`` is the function listing a folder's resources, though importing the
+    subpackage ``rh_core.resources`` binds that name on this module (as Python does for every
+    submodule): that binding is ignored, and the subpackage is reached by importing it."""
+
+    @property
+    def resources(self):
+        from rh_core.names.shared import resources  # as every rh.<name>: on first use
+
+        return resources
+
+    @resources.setter
+    def resources(self, value) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Rh
 
 __all__ = [
     "Blob", "Cluster", "ConfigError", "ConflictError", "ConnectionFailedError", "DataExistsError",

@@ -153,3 +153,20 @@ def test_a_saved_resource_loads_in_a_process_that_never_used_its_kind(rh_home, m
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [made.resource_type, "True"]
+
+
+def test_every_name_of_rh_resolves_and_rh_resources_stays_the_function():
+    """Each ``rh.<name>`` loads on first use; once the subpackage ``rh_core.resources`` is
+    imported, ``rh.resources`` is still the function listing a folder (checked in a new
+    process, where nothing was loaded yet)."""
+    import subprocess
+    import sys
+
+    code = ("import rh_core as rh\n"
+            "assert rh.resources.__module__ == 'rh_core.names.shared', rh.resources\n"
+            "missing = [n for n in rh.__all__ if getattr(rh, n, None) is None]\n"
+            "import rh_core.resources.data\n"
+            "print(missing, rh.resources.__module__, callable(rh.function))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "rh_core.names.shared", "True"]

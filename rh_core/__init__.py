@@ -174,6 +174,11 @@ class _Rh(types.ModuleType):
     def resources(self, value) -> None:
         pass
 
+    def __reduce__(self):
+        # A function sent by value may refer to ``rh``: it is sent as the name to import, as
+        # pickle and cloudpickle send any module (they know only the module type itself).
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Rh
 

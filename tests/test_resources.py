@@ -170,3 +170,14 @@ def test_every_name_of_rh_resolves_and_rh_resources_stays_the_function():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]", "rh_core.names.shared", "True"]
+
+
+def test_rh_itself_pickles_as_the_module_to_import():
+    """A function sent by value that refers to ``rh`` carries the module by name (the package's
+    own module class must not make it unpicklable)."""
+    import pickle
+
+    import cloudpickle
+
+    assert cloudpickle.loads(cloudpickle.dumps(rh)) is rh
+    assert pickle.loads(pickle.dumps(rh)) is rh

@@ -320,8 +320,11 @@ class Kubelet:
         pod = self.store.get(ns, "pods", name)
         rt = self.pods[pod["metadata"]["uid"]]
         if rt["proc"] is not None:
-            sandbox.kill_all(rt["ns"])  # the kernel's OOM killer: SIGKILL, no grace
+            # The kernel's OOM killer: SIGKILL, no grace. The main process first: just started,
+            # it may not have entered the pod's namespace yet, where kill_all looks.
+            rt["proc"].kill()
             rt["proc"].wait()
+            sandbox.kill_all(rt["ns"])
             self.exited(ns, pod, rt, 137, "OOMKilled")
 
     def log(self, ns: str, name: str, previous: bool, tail: str | None) -> str | None:

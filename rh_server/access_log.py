@@ -11,9 +11,9 @@ every second and when the server stops, so the hot path does not wait on the dis
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 from rh_server.auth import ANONYMOUS, Caller
@@ -40,13 +40,15 @@ class AccessLog:
         if self._file is None:
             return
         caller: Caller = scope.get("rh.caller") or ANONYMOUS
-        entry = {"time": round(time.time(), 3), "client": client_address(scope, self.fronted),
-                 "caller": "owner" if caller.kind == "owner" else (caller.user or caller.kind),
-                 "method": scope.get("method"), "path": scope.get("path"), "status": status,
-                 "ms": round((time.perf_counter() - started) * 1000, 2)}
+        who = "owner" if caller.kind == "owner" else (caller.user or caller.kind)
+        # One JSON object per line, written without building a dict (one per request adds up).
+        line = (f'{{"time":{time.time():.3f},"client":{_text(client_address(scope, self.fronted))},'
+                f'"caller":{_text(who)},"method":{_text(scope.get("method"))},'
+                f'"path":{_text(scope.get("path"))},"status":{int(status)},'
+                f'"ms":{(time.perf_counter() - started) * 1000:.2f}')
         if caller.token_id:
-            entry["token_id"] = caller.token_id
-        self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+            line += f',"token_id":{_text(caller.token_id)}'
+        self._file.write(line + "}\n")
 
     def flush(self) -> None:
         if self._file is None:
@@ -71,3 +73,8 @@ class AccessLog:
             self.flush()
             self._file.close()
             self._file = None
+
+
+def _text(value) -> str:
+    """A JSON string (or null) for the access log."""
+    return "null" if value is None else encode_basestring_ascii(str(value))

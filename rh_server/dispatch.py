@@ -38,6 +38,7 @@ class Dispatcher:
         self.tails: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
         self.active = ActiveCalls()
+        self._headers: dict[tuple, bytes] = {}
 
     def spawn(self, coro) -> asyncio.Task:
         """Run ``coro`` in the background, keeping a reference until it is done."""
@@ -84,9 +85,23 @@ class Dispatcher:
         return _error("worker_crashed", "rh_core.errors.WorkerCrashedError", str(e))
 
     async def _prepare(self, res: dict, header: dict, body):
-        refs = await self.ref_parts(header.get("refs") or [])
+        refs = await self.ref_parts(header["refs"]) if "refs" in header else ()
         pool = await self.served.ready_pool(res)
-        return pool.pick(res["name"]), [P.jpart(header), body, b"", *refs]
+        return pool.pick(res["name"]), [self._header_bytes(header), body, b"", *refs]
+
+    def _header_bytes(self, header: dict) -> bytes:
+        """A call's header as the worker reads it; the same few headers recur call after call,
+        so each is encoded once (a map's offsets, a list, are not kept)."""
+        try:
+            key = tuple(header.items())
+            raw = self._headers.get(key)
+        except TypeError:  # unhashable values: encode it each time
+            return P.jpart(header)
+        if raw is None:
+            if len(self._headers) >= 256:
+                self._headers.clear()
+            raw = self._headers[key] = P.jpart(header)
+        return raw
 
     async def collect(self, res: dict, header: dict, body, active: Active
                       ) -> tuple[bytes, list]:

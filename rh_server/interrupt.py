@@ -42,21 +42,30 @@ class Running:
     @contextlib.contextmanager
     def region(self, rid: int | None) -> Iterator[None]:
         """Run the body interruptibly for ``rid``."""
-        if rid is None:
-            yield
-            return
-        ident = threading.get_ident()
-        with self._lock:
-            if rid in self._cancelled:
-                raise RunCancelled("the run was cancelled")
-            entry = self._calls[rid] = [ident, None, False]
+        entry = self.enter(rid)
         try:
             yield
         finally:
-            with self._lock:
-                self._calls.pop(rid, None)
-                if entry[2]:  # set but perhaps not raised yet: it must not fire outside
-                    _clear(ident)
+            self.leave(rid, entry)
+
+    def enter(self, rid: int | None) -> list | None:
+        """Start an interruptible region for ``rid`` in this thread (what :meth:`region` does,
+        for the hot path without a context manager); pass what it returns to :meth:`leave`."""
+        if rid is None:
+            return None
+        with self._lock:
+            if rid in self._cancelled:
+                raise RunCancelled("the run was cancelled")
+            entry = self._calls[rid] = [threading.get_ident(), None, False]
+        return entry
+
+    def leave(self, rid: int | None, entry: list | None) -> None:
+        if entry is None:
+            return
+        with self._lock:
+            self._calls.pop(rid, None)
+            if entry[2]:  # set but perhaps not raised yet: it must not fire outside
+                _clear(entry[0])
 
     def wait(self, rid: int | None, future: concurrent.futures.Future):
         """The result of a coroutine running on the worker's loop; cancelled with the call."""
@@ -87,6 +96,8 @@ class Running:
 
     def finish(self, rid: int) -> None:
         """The call ``rid`` ended: forget that it was cancelled."""
+        if not self._cancelled:  # the usual case; a cancel arriving after the end is harmless
+            return
         with self._lock:
             self._cancelled.pop(rid, None)
 

@@ -344,6 +344,8 @@ class EnvPool:
         entry = self.defines.get(name)
         if entry is not None and entry[2] is not None:
             return self.workers[entry[2]]
+        if len(self.workers) == 1:
+            return self.workers[0]
         live = [w for w in self.workers if w.alive] or self.workers
         return min(live, key=lambda w: len(w.pending))
 

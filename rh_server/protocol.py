@@ -101,7 +101,14 @@ class BlockingConn(_Reader):
         return kind, rid, [self._read_exact(s) for s in sizes]
 
     def send(self, kind: bytes, rid: int, parts: list) -> None:
-        bufs = [memoryview(b).cast("B") for b in pack(kind, rid, parts)]
+        sizes = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
+        head = HEAD.pack(kind, rid, len(parts)) + b"".join(LEN.pack(n) for n in sizes)
+        if sum(sizes) < CHUNK:  # small (most answers): one copy, one write
+            data = b"".join((head, *parts))
+            with self._wlock:
+                self.sock.sendall(data)
+            return
+        bufs = [memoryview(b).cast("B") for b in (head, *parts)]
         with self._wlock:
             while bufs:
                 sent = self.sock.sendmsg(bufs[:512])

@@ -11,7 +11,8 @@ import logging
 import re
 
 import attrs
-from starlette.requests import Request
+from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -126,8 +127,26 @@ async def not_found(scope, receive, send):
     await problem.response()(scope, receive, send)
 
 
-def flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+def flag(where: Request | QueryParams, name: str) -> bool:
+    """Whether the query parameter ``name`` is on (1, true or yes), from a request or its
+    parameters."""
+    q = where.query_params if isinstance(where, Request) else where
+    return q.get(name, "").lower() in ("1", "true", "yes")
+
+
+_QUERIES: dict[bytes, QueryParams] = {}
+
+
+def query(request: Request) -> QueryParams:
+    """The request's query parameters, parsed once per distinct query string (a client sends
+    the same few with every call); they are immutable, so one parse serves every request."""
+    raw = request.scope.get("query_string", b"")
+    q = _QUERIES.get(raw)
+    if q is None:
+        if len(_QUERIES) >= 256:  # run keys make every string new: start over
+            _QUERIES.clear()
+        q = _QUERIES[raw] = QueryParams(raw)
+    return q
 
 
 async def read_body(request: Request, limit_mb: int) -> bytes:
@@ -140,7 +159,16 @@ async def read_body(request: Request, limit_mb: int) -> bytes:
             raise bad_request("Content-Length must be a number of bytes")
         if int(size) > limit:
             raise _too_large(int(size), limit_mb)
-        return await request.body()
+        message = await request.receive()  # the usual small body comes whole, in one message
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            return message.get("body", b"")
+        chunks = [message.get("body", b"")] if message["type"] == "http.request" else []
+        while message["type"] == "http.request" and message.get("more_body", False):
+            message = await request.receive()
+            chunks.append(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        return b"".join(chunks)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)

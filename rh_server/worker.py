@@ -104,6 +104,7 @@ class Worker:
         self.specs: dict[str, dict] = {}
         self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
         self.running = Running()
+        self._headers: dict[bytes, dict] = {}
         sys.stdout, sys.stderr = self.streams
 
     # ------------------------------------------------------------------ loop
@@ -188,7 +189,7 @@ class Worker:
         return member(name, obj, method)
 
     def _run(self, kind, rid, parts) -> None:
-        header = json.loads(parts[0])
+        header = self._header(parts[0]) if kind == P.CALL else json.loads(parts[0])
         token = _current_rid.set(rid)
         nested = wire.NESTED_LOGS.set(bool(header.get("logs")))
         if header.get("logs"):
@@ -212,8 +213,20 @@ class Worker:
             _current_rid.reset(token)
 
     def _flush(self, rid) -> None:
-        for s in self.streams:
-            s.flush_run(rid)
+        if rid in self.logged:  # only a logged call's output is held back
+            for s in self.streams:
+                s.flush_run(rid)
+
+    def _header(self, raw: bytearray) -> dict:
+        """A call's header, parsed once per distinct header (the calls of one function from one
+        caller send the same bytes). Headers are only read, never changed."""
+        key = bytes(raw)
+        header = self._headers.get(key)
+        if header is None:
+            if len(self._headers) >= 256:
+                self._headers.clear()
+            header = self._headers[key] = json.loads(key)
+        return header
 
     def _args(self, header, body, refs):
         try:
@@ -232,7 +245,9 @@ class Worker:
                     resolved[key] = wire.loads_pickle(refs[key])
                 return resolved[key]
 
-            return wire.loads_pickle(body, resolve, shm=_SHM) if len(body) else ((), {})
+            if not len(body):
+                return (), {}
+            return wire.loads_pickle(body, resolve if refs else None, shm=_SHM)
         data = json.loads(body) if len(body) else {}
         return data.get("args", []), data.get("kwargs", {})
 
@@ -252,13 +267,16 @@ class Worker:
 
     def _invoke(self, fn, args, kwargs):
         rid = _current_rid.get()
-        with self.running.region(rid):  # where a cancel may stop the call
+        entry = self.running.enter(rid)  # from here a cancel may stop the call
+        try:
             result = fn(*args, **kwargs)
             if inspect.iscoroutine(result):
                 import asyncio  # only for async code: not at every worker start
 
                 future = asyncio.run_coroutine_threadsafe(result, self._event_loop())
                 result = self.running.wait(rid, future)
+        finally:
+            self.running.leave(rid, entry)
         return result
 
     def _call(self, rid, header, parts, refs) -> None:

@@ -84,14 +84,47 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
 
 
+#: Types whose exact instances the C pickler writes as cloudpickle would (never by reference).
+_PLAIN = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray})
+#: The most objects a value may have for the plain path; larger values take cloudpickle.
+_PLAIN_NODES = 256
+
+
+def is_plain(obj: Any) -> bool:
+    """Whether ``obj`` is made only of None, bools, numbers, strings, bytes, and tuples, lists
+    and dicts of them (exact types, at most :data:`_PLAIN_NODES` objects): what the C
+    pickler alone writes the same way as cloudpickle, about ten times faster."""
+    stack, budget = [obj], _PLAIN_NODES
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        x = stack.pop()
+        t = type(x)
+        if t in _PLAIN:
+            continue
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif t is dict:
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        else:
+            return False
+    return True
+
+
 def dumps_pickle(obj: Any, refs: list[str] | None = None, shm: str | None = None,
                  shm_names: list[str] | None = None) -> list[bytes | memoryview]:
     """Serialize ``obj`` into body parts (send them in order, without joining them).
 
     Run handles found in ``obj`` are written as references and their keys appended to ``refs``.
     With ``shm`` (a shared-memory folder), large buffers go there and only their names travel;
-    the names are appended to ``shm_names``.
+    the names are appended to ``shm_names``. Plain values (:func:`is_plain`: the arguments and
+    results of most calls) skip cloudpickle.
     """
+    if is_plain(obj):
+        main = pickle.dumps(obj, 5)
+        return [_HEAD.pack(_MAGIC, 0, len(main)), main]
     buffers: list[pickle.PickleBuffer] = []
     out = io.BytesIO()
     _Pickler(out, refs, protocol=5, buffer_callback=buffers.append).dump(obj)
@@ -156,8 +189,16 @@ def _take(buf: memoryview, shm: str | None) -> memoryview:
 def loads_pickle(data: bytes | bytearray | memoryview, refs: Callable[[str], Any] | None = None,
                  shm: str | None = None):
     """Inverse of :func:`dumps_pickle`; buffers are views into ``data`` (no copy), or into the
-    shared-memory files it names (only taken from the ``shm`` folder)."""
-    main, bufs = _split(data)
+    shared-memory files it names (only taken from the ``shm`` folder). Without ``refs``, a body
+    that names a run is refused (as an unpickling error)."""
+    view = memoryview(data).cast("B")
+    if refs is None and view.nbytes >= _HEAD.size:
+        magic, nbufs, main_len = _HEAD.unpack_from(view)
+        if magic == _MAGIC and nbufs == 0:  # the common small body: no buffers to find
+            if _HEAD.size + main_len != view.nbytes:
+                raise ValueError("pickle body length does not match its header")
+            return pickle.loads(view[_HEAD.size:])
+    main, bufs = _split(view)
     buffers = [_take(buf, shm) if flag else buf for flag, buf in bufs]
     return _Unpickler(io.BytesIO(main), refs, buffers=buffers).load()
 

@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
 from rh_server import protocol as P
-from rh_server.auth import Auth
+from rh_server.auth import OWNER, WORKER, Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.runs import RUN_KEY, Run, new_run_key
 from rh_server.served import Served
-from rh_server.web import HTTPProblem, JSONRoute, Limits, answer, bad_request, flag, guarded, read_body
+from rh_server.web import HTTPProblem, JSONRoute, Limits, answer, bad_request, flag, guarded, query, read_body
 
 #: Methods every served instance answers that need write access (see rh_server.worker).
 WRITE_METHODS = frozenset({"rh.setattr"})
@@ -46,7 +46,8 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
         else:
             ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
             pickled = ctype == wire.PICKLE_CT
-            if pickled and not auth.may(request, name, AccessLevel.WRITE):
+            if pickled and caller is not OWNER and caller is not WORKER \
+                    and not auth.may(request, name, AccessLevel.WRITE):
                 raise HTTPProblem(
                     401 if request.headers.get("authorization") is None else 403, "auth",
                     "pickled arguments are accepted only from an authenticated caller with "
@@ -66,22 +67,24 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
 
 
 async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, method, ser, body):
-    q = request.query_params
+    q = query(request)
+    header = {"name": name, "method": method, "ser": ser}
     refs = [r for r in q.get("rh_refs", "").split(",") if r]
-    header = {"name": name, "method": method, "ser": ser, "refs": refs}
+    if refs:
+        header["refs"] = refs
     pickled = ser == "pickle"
     answer_ser = q.get("serialization", ser)  # Runhouse's: the answer's serialization
     if answer_ser not in ("json", "pickle"):
         raise bad_request(f"serialization must be json or pickle, got {answer_ser!r:.40}")
     if answer_ser != ser:
         header["out"] = answer_ser
-    enqueue = flag(request, "rh_enqueue")
+    enqueue = flag(q, "rh_enqueue")
     shm_dir = served.ctx.settings.get("shm_dir")
-    if shm_dir and pickled and flag(request, "rh_shm") and not flag(request, "rh_async"):
+    if shm_dir and pickled and flag(q, "rh_shm") and not flag(q, "rh_async"):
         header["shm"] = shm_dir  # the caller shares this machine: large results go there
-    key = _run_key(q, dispatch, name) if "rh_run_key" in q or flag(request, "rh_async") else None
+    key = _run_key(q, dispatch, name) if "rh_run_key" in q or flag(q, "rh_async") else None
 
-    if flag(request, "rh_map"):
+    if flag(q, "rh_map"):
         if not pickled:
             raise bad_request("map takes a pickled body")
         try:
@@ -89,7 +92,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
         except (ValueError, TypeError):
             raise bad_request("rh_offsets must be a JSON list of ints") from None
         active = dispatch.active.begin(name, method, "map", key)
-        if flag(request, "rh_stream"):  # the items' output while they run, then the results
+        if flag(q, "rh_stream"):  # the items' output while they run, then the results
             header["logs"] = True
             return StreamingResponse(dispatch.stream_frames(res, header, body, pickled, False,
                                                             active, mapped=True),
@@ -97,7 +100,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
         return await _plain(request, dispatch, active, ser,
                             lambda: dispatch.run_map(res, header, body, active), pickled)
 
-    if flag(request, "rh_async"):
+    if flag(q, "rh_async"):
         run = dispatch.runs.add(Run(key, name, method, answer_ser))
         active = dispatch.active.begin(name, method, "run", key)
         header["logs"] = True
@@ -105,7 +108,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
             dispatch.run_to_store(run, res, header, body, enqueue, pickled, active))
         return JSONResponse({"run_key": key}, status_code=202)
 
-    if flag(request, "rh_stream"):
+    if flag(q, "rh_stream"):
         header["logs"] = header["stream"] = True
         media = wire.NDJSON_CT if answer_ser == "json" else wire.STREAM_CT
         active = dispatch.active.begin(name, method, "stream", key)

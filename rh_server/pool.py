@@ -13,6 +13,7 @@ from typing import AsyncIterator
 
 from rh_server import protocol as P
 from rh_server.channel import WorkerProtocol
+from rh_server.slots import Slots
 
 log = logging.getLogger("rh_server")
 
@@ -59,6 +60,7 @@ class WorkerProcess:
         self.alive = False
         self.restarts = 0
         self.conn: WorkerProtocol | None = None
+        self.slots = Slots(0)
         self._reader_task: asyncio.Task | None = None
         #: rid -> why, for cancelled calls whose end the worker has not answered yet
         self.cancelling: dict[int, str] = {}
@@ -86,7 +88,8 @@ class WorkerProcess:
         out = open(self.log_path, "ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "rh_server.worker", f"fd:{child.fileno()}", str(self.threads),
+                self.python, "-m", "rh_server.worker", f"fd:{child.fileno()}",
+                str(self.threads + 1),  # a thread more than calls: one reads cancels
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
                 pass_fds=(child.fileno(),), env=env,
             )
@@ -119,6 +122,7 @@ class WorkerProcess:
                 f"the worker for env {self.env_key!r} did not start; its log "
                 f"({self.log_path}) ends with:\n{tail(self.log_path)}"
             ) from None
+        self.slots = Slots(self.threads)
         self.alive = True
         self._reader_task = asyncio.create_task(self._watch())
         log.info("env %s worker %d started (pid %s)", self.env_key, self.index, self.pid)
@@ -126,6 +130,7 @@ class WorkerProcess:
     def _deliver(self, kind: bytes, rid: int, parts: list) -> None:
         if kind in (P.RESULT, P.ERROR):
             self.cancelling.pop(rid, None)
+            self.slots.answered(rid)
         waiter = self.pending.get(rid)
         if waiter is None:
             return
@@ -142,6 +147,7 @@ class WorkerProcess:
         code = await self.proc.wait() if self.proc else None
         how = describe_exit(code)
         log.warning("env %s worker %d (pid %s) %s", self.env_key, self.index, self.pid, how)
+        self.slots.end()  # the calls waiting for a slot fail below
         for waiter in list(self.pending.values()):
             if isinstance(waiter, asyncio.Future):
                 if not waiter.done():
@@ -171,11 +177,15 @@ class WorkerProcess:
         self.pending[rid] = fut
         if ticket is not None:
             ticket.append((self, rid))
+        sent = False
         try:
-            await self.conn.send(kind, rid, parts)
-            return await fut
+            if kind not in _SLOTTED or await self.slots.take(rid):
+                sent = True
+                await self.conn.send(kind, rid, parts)
+            return await fut  # not sent: cancelled or the worker ended, which fut says
         except asyncio.CancelledError:
-            self.cancel(rid, "a call whose caller went away")
+            if sent:
+                self.cancel(rid, "a call whose caller went away")
             raise
         finally:
             self.pending.pop(rid, None)
@@ -193,10 +203,12 @@ class WorkerProcess:
         self.pending[rid] = q
         if ticket is not None:
             ticket.append((self, rid))
-        done = False
+        done = sent = False
         try:
-            await self.conn.send(kind, rid, parts)
-            while True:
+            if kind not in _SLOTTED or await self.slots.take(rid):
+                sent = True
+                await self.conn.send(kind, rid, parts)
+            while True:  # (not sent: the queue says why, cancelled or the worker ended)
                 k, got = await q.get()
                 if k is None:
                     raise self._died(got)
@@ -208,7 +220,7 @@ class WorkerProcess:
                     return
         finally:
             self.pending.pop(rid, None)
-            if not done and rid not in self.cancelling and self.alive:
+            if not done and sent and rid not in self.cancelling and self.alive:
                 self.cancel(rid, "a call whose caller went away")  # the stream was dropped
 
     def cancel(self, rid: int, why: str) -> None:
@@ -222,6 +234,8 @@ class WorkerProcess:
                 waiter.set_exception(CallCancelled(why))
         elif waiter is not None:
             waiter.put_nowait((_CANCELLED, why))
+        if self.slots.drop(rid):  # not sent yet: it never will be, and the worker has
+            return                # nothing to stop
         if rid in self.cancelling or not self.alive:
             return
         self.cancelling[rid] = why
@@ -261,6 +275,8 @@ class WorkerProcess:
             await asyncio.gather(self._reader_task, return_exceptions=True)
 
 
+#: Messages that run user code in a call thread of the worker: they take a slot.
+_SLOTTED = (P.CALL, P.MAP)
 #: Put in a stream's queue when its call is cancelled.
 _CANCELLED = object()
 #: Messages being sent in the background (kept referenced until sent).

@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import userfns
 from waiting import wait_until
 
 import rh_core as rh
+from rh_server.pool import CANCEL_GRACE
 
 
 def _status(cluster, key):
@@ -170,3 +172,21 @@ def test_runs_lists_runs_and_calls_with_status_and_duration(local):
 def test_cancelling_an_unknown_run_says_so(local):
     with pytest.raises(rh.RunNotFoundError, match="no run 'no-such-run'"):
         local.cancel("no-such-run")
+
+
+def test_a_cancel_reaches_a_call_while_every_thread_of_its_env_is_busy(own_cluster, tmp_path):
+    """Each call thread busy with Python code: the cancel is still read by the worker (it keeps
+    a thread for that) and stops its call in place, the others running on."""
+    env = rh.env(name="busy2", threads=2)
+    busy = rh.function(userfns.busy).to(own_cluster, env=env)
+    marks = [tmp_path / "one", tmp_path / "two"]
+    one, two = (busy.remote(30, str(m)) for m in marks)
+    wait_until(lambda: all(m.exists() for m in marks), 20, "both calls to start")
+    before = _workers(own_cluster, "busy2")
+    assert one.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(one)
+    time.sleep(2 * CANCEL_GRACE)  # past the grace after which a call not stopped is killed
+    assert _status(own_cluster, two.run_key) == "running"
+    assert _workers(own_cluster, "busy2") == before  # stopped in place, nothing replaced
+    assert two.cancel() is True

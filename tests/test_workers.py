@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import userfns
+from waiting import wait_until
 
 import rh_core as rh
+from rh_server.pool import CANCEL_GRACE
 
 
 def test_user_code_runs_in_a_worker_not_the_server(local):
@@ -144,3 +147,35 @@ def test_new_env_settings_while_a_call_runs_serve_the_new_function(own_cluster):
     server = own_cluster.client().health()["pid"]
     [worker] = [w["pid"] for w in own_cluster.status()["envs"]["base"]["workers"]]
     assert _children(server) == [worker]
+
+
+def test_calls_beyond_the_threads_wait_for_the_first_free_one_and_cancel_cleanly(own_cluster,
+                                                                                tmp_path):
+    """An env's threads each run one call; further calls wait on the server for the first
+    thread that is free (not behind one particular long call), and a waiting call that is
+    cancelled ends at once without its worker being replaced."""
+    env = rh.env(name="two", threads=2)
+    wait = rh.function(userfns.start_then_wait).to(own_cluster, env=env)
+    add = rh.function(userfns.add).to(own_cluster, env=env)
+    files = {k: tmp_path / k for k in ("a-started", "a-go", "b-started", "b-go")}
+    a = wait.remote(str(files["a-started"]), str(files["a-go"]), "a")
+    b = wait.remote(str(files["b-started"]), str(files["b-go"]), "b")
+    wait_until(lambda: files["a-started"].exists() and files["b-started"].exists(), 20,
+               "both threads to be busy")
+    workers = own_cluster.status()["envs"]["two"]["workers"]
+    queued = add.remote(1, 2)
+    assert queued.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(queued)
+    time.sleep(2 * CANCEL_GRACE)  # past the grace a running call has to stop in: a queued
+    waiting = add.remote(2, 3)    # call is no reason to replace the worker
+    files["a-go"].write_text("go")
+    assert rh.get(a) == "a"
+    assert rh.get(waiting) == 5  # ran on a's thread while b still runs
+    assert next(r["status"] for r in own_cluster.runs() if r["run_key"] == b.run_key) \
+        == "running"
+    files["b-go"].write_text("go")
+    assert rh.get(b) == "b"
+    after = own_cluster.status()["envs"]["two"]["workers"]
+    assert [(w["pid"], w["restarts"]) for w in after] == \
+        [(w["pid"], w["restarts"]) for w in workers]

@@ -21,7 +21,8 @@ A container restarted in the same pod finds the virtualenv in its emptyDir and s
 server at once. When the server exits, the agent exits with its code, so Kubernetes restarts
 the container (and reports a crash loop); except when it stopped by its idle rule (exit code 0
 with autostop on): then the agent scales its own StatefulSet to 0 replicas through the
-in-cluster API (``agent_kube.py``), so the pods go and cost nothing. When that is refused or
+in-cluster API (``agent_kube.py``), so the pods go and cost nothing (not while a Ray request is
+in progress: the cluster is coming up, and the server starts again). When that is refused or
 fails, it says why in the pod's log and in ``GET /agent`` (``autostop_error``) and starts the
 server again; if even that fails it exits non-zero, so Kubernetes restarts the container.
 """
@@ -43,10 +44,10 @@ import urllib.error
 import urllib.request
 
 try:  # in the pod: the program registers agent_kube and agent_install as modules first
-    from agent_install import KEY_FILE, VENV, install_wheelhouse
+    from agent_install import KEY_FILE, VENV, install_wheelhouse, wait_for_ray
     from agent_kube import HOME, IS_HEAD, NAME, extract, restore_state, say, stop_by_autostop
 except ImportError:  # imported from the package (tests, tools)
-    from rh_kubernetes.agent_install import KEY_FILE, VENV, install_wheelhouse
+    from rh_kubernetes.agent_install import KEY_FILE, VENV, install_wheelhouse, wait_for_ray
     from rh_kubernetes.agent_kube import HOME, IS_HEAD, NAME, extract, restore_state, say, stop_by_autostop
 
 SERVER_PORT = int(os.environ.get("RH_SERVER_PORT", "32300"))
@@ -65,13 +66,11 @@ class Agent:
     def __init__(self):
         self.lock = threading.Lock()
         self.state = "waiting for the wheelhouse"
-        self.error = None
-        self.server = None
-        self.extras = "server"
-        self.ray = None
+        self.error = self.server = None
+        self.extras, self.ray = "server", None
         self.stopping = False
-        #: Why the last scale-down by autostop failed (None: it did not).
-        self.autostop_error = None
+        self.autostop_error = None  # why the last scale-down by autostop failed
+        self.joining = []  # Ray requests in progress: the cluster is coming up, not idle
 
     def settings(self):
         try:
@@ -170,8 +169,10 @@ class Agent:
                 return  # replaced meanwhile (a restart, a new wheelhouse)
             self.server = None
             self.state = "stopping by autostop"
-            self.autostop_error = stop_by_autostop(self.autostop_mins())
-            if self.autostop_error:
+            # While up() starts Ray through this agent the cluster is not idle: serve on.
+            failed = bool(self.joining) or stop_by_autostop(self.autostop_mins())
+            self.autostop_error = None if self.joining else failed
+            if failed:
                 try:
                     self.start_server()
                     self.wait_healthy()
@@ -264,7 +265,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path in ("/ray", "/ray/wait"):
             length = int(self.headers.get("Content-Length", "0"))
             spec = json.loads(self.rfile.read(length) or b"{}")
-            return self.start_ray(spec) if path == "/ray" else self.wait_ray(spec)
+            AGENT.joining.append(path)  # (a list: appending and removing are atomic)
+            try:
+                return self.start_ray(spec) if path == "/ray" else self.wait_ray(spec)
+            finally:
+                AGENT.joining.remove(path)
         if path == "/settings":
             length = int(self.headers.get("Content-Length", "0"))
             return self.change_settings(json.loads(self.rfile.read(length) or b"{}"))
@@ -360,13 +365,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.answer(200, {"address": AGENT.ray})
 
     def wait_ray(self, spec):
-        """Until ``nodes`` pods have joined this head's Ray (rh_server.ray_map's wait)."""
-        proc = subprocess.run(
-            [os.path.join(VENV, "bin", "python"), "-m", "rh_server.ray_map", "wait", AGENT.ray,
-             str(int(spec["nodes"])), str(float(spec.get("seconds", 120)))],
-            capture_output=True, text=True, cwd=HOME)
-        out = (proc.stdout + proc.stderr)[-2000:]
-        self.answer(200 if proc.returncode == 0 else 504, {"output": out})
+        code, out = wait_for_ray(AGENT.ray, int(spec["nodes"]), float(spec.get("seconds", 120)))
+        self.answer(200 if code == 0 else 504, {"output": out})
 
 
 def stop(*_):

@@ -75,3 +75,12 @@ def install_with_uv(wheels, extras):
     except (OSError, RuntimeError):
         return False
     return True
+
+
+def wait_for_ray(address, nodes, seconds):
+    """Until ``nodes`` pods have joined the Ray at ``address`` (rh_server.ray_map's wait, run
+    with the virtualenv's Python): its exit code and the end of its output."""
+    proc = subprocess.run(
+        [os.path.join(VENV, "bin", "python"), "-m", "rh_server.ray_map", "wait", address,
+         str(nodes), str(seconds)], capture_output=True, text=True, cwd=HOME)
+    return proc.returncode, (proc.stdout + proc.stderr)[-2000:]

@@ -14,6 +14,7 @@ and the background tasks of async runs. It reads the served names' pools
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from typing import AsyncIterator
@@ -38,7 +39,6 @@ class Dispatcher:
         self.tails: dict[str, asyncio.Future] = {}
         self.tasks: set[asyncio.Task] = set()
         self.active = ActiveCalls()
-        self._headers: dict[tuple, bytes] = {}
 
     def spawn(self, coro) -> asyncio.Task:
         """Run ``coro`` in the background, keeping a reference until it is done."""
@@ -89,19 +89,14 @@ class Dispatcher:
         pool = await self.served.ready_pool(res)
         return pool.pick(res["name"]), [self._header_bytes(header), body, b"", *refs]
 
-    def _header_bytes(self, header: dict) -> bytes:
+    @staticmethod
+    def _header_bytes(header: dict) -> bytes:
         """A call's header as the worker reads it; the same few headers recur call after call,
-        so each is encoded once (a map's offsets, a list, are not kept)."""
+        so each is encoded once (one with a list in it, a map's offsets, each time)."""
         try:
-            key = tuple(header.items())
-            raw = self._headers.get(key)
-        except TypeError:  # unhashable values: encode it each time
+            return _encoded_header(tuple(header.items()))
+        except TypeError:  # unhashable
             return P.jpart(header)
-        if raw is None:
-            if len(self._headers) >= 256:
-                self._headers.clear()
-            raw = self._headers[key] = P.jpart(header)
-        return raw
 
     async def collect(self, res: dict, header: dict, body, active: Active
                       ) -> tuple[bytes, list]:
@@ -285,3 +280,8 @@ def _cancelled(active: Active, e: CallCancelled | None = None) -> tuple[bytes, l
 def _frame(kind: bytes, parts: list) -> bytes:
     payload = b"".join(parts)
     return wire.FRAME_HEAD.pack(kind, len(payload)) + payload
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded_header(items: tuple) -> bytes:
+    return P.jpart(dict(items))

@@ -5,6 +5,7 @@ reply."""
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import logging
@@ -134,19 +135,15 @@ def flag(where: Request | QueryParams, name: str) -> bool:
     return q.get(name, "").lower() in ("1", "true", "yes")
 
 
-_QUERIES: dict[bytes, QueryParams] = {}
-
-
 def query(request: Request) -> QueryParams:
     """The request's query parameters, parsed once per distinct query string (a client sends
     the same few with every call); they are immutable, so one parse serves every request."""
-    raw = request.scope.get("query_string", b"")
-    q = _QUERIES.get(raw)
-    if q is None:
-        if len(_QUERIES) >= 256:  # run keys make every string new: start over
-            _QUERIES.clear()
-        q = _QUERIES[raw] = QueryParams(raw)
-    return q
+    return _parsed_query(request.scope.get("query_string", b""))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_query(raw: bytes) -> QueryParams:
+    return QueryParams(raw)
 
 
 async def read_body(request: Request, limit_mb: int) -> bytes:
@@ -160,15 +157,12 @@ async def read_body(request: Request, limit_mb: int) -> bytes:
         if int(size) > limit:
             raise _too_large(int(size), limit_mb)
         message = await request.receive()  # the usual small body comes whole, in one message
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            return message.get("body", b"")
-        chunks = [message.get("body", b"")] if message["type"] == "http.request" else []
-        while message["type"] == "http.request" and message.get("more_body", False):
-            message = await request.receive()
-            chunks.append(message.get("body", b""))
-        if message["type"] == "http.disconnect":
+        if message["type"] != "http.request":
             raise ClientDisconnect()
-        return b"".join(chunks)
+        chunks = [message.get("body", b"")]
+        if message.get("more_body", False):  # the rest as Starlette reads it
+            chunks += [chunk async for chunk in request.stream()]
+        return b"".join(chunks) if len(chunks) > 1 else chunks[0]
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)

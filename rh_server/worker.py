@@ -9,6 +9,7 @@ tagged with the call's request id.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import io
 import json
@@ -104,7 +105,6 @@ class Worker:
         self.specs: dict[str, dict] = {}
         self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
         self.running = Running()
-        self._headers: dict[bytes, dict] = {}
         sys.stdout, sys.stderr = self.streams
 
     # ------------------------------------------------------------------ loop
@@ -189,7 +189,7 @@ class Worker:
         return member(name, obj, method)
 
     def _run(self, kind, rid, parts) -> None:
-        header = self._header(parts[0]) if kind == P.CALL else json.loads(parts[0])
+        header = _call_header(bytes(parts[0])) if kind == P.CALL else json.loads(parts[0])
         token = _current_rid.set(rid)
         nested = wire.NESTED_LOGS.set(bool(header.get("logs")))
         if header.get("logs"):
@@ -217,16 +217,6 @@ class Worker:
             for s in self.streams:
                 s.flush_run(rid)
 
-    def _header(self, raw: bytearray) -> dict:
-        """A call's header, parsed once per distinct header (the calls of one function from one
-        caller send the same bytes). Headers are only read, never changed."""
-        key = bytes(raw)
-        header = self._headers.get(key)
-        if header is None:
-            if len(self._headers) >= 256:
-                self._headers.clear()
-            header = self._headers[key] = json.loads(key)
-        return header
 
     def _args(self, header, body, refs):
         try:
@@ -377,6 +367,13 @@ def _exit_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(0)
+
+
+@functools.lru_cache(maxsize=256)
+def _call_header(raw: bytes) -> dict:
+    """A call's header, parsed once per distinct header (the calls of one function from one
+    caller send the same bytes). Headers are only read, never changed."""
+    return json.loads(raw)
 
 
 def _kind(exc: BaseException, kind: str) -> BaseException:

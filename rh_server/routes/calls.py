@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
 from rh_server import protocol as P
-from rh_server.auth import OWNER, WORKER, Auth
+from rh_server.auth import Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.runs import RUN_KEY, Run, new_run_key
 from rh_server.served import Served
@@ -46,8 +46,7 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
         else:
             ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
             pickled = ctype == wire.PICKLE_CT
-            if pickled and caller is not OWNER and caller is not WORKER \
-                    and not auth.may(request, name, AccessLevel.WRITE):
+            if pickled and not auth.may(request, name, AccessLevel.WRITE):
                 raise HTTPProblem(
                     401 if request.headers.get("authorization") is None else 403, "auth",
                     "pickled arguments are accepted only from an authenticated caller with "

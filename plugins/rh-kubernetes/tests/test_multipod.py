@@ -16,6 +16,13 @@ def test_two_pods_run_ray_a_map_spreads_over_both_and_the_head_alone_stops_them(
     c.up()
     ips = c.provider.nodes()
     assert len(ips) == 2 and len(set(ips)) == 2
+    # A bring-up that takes longer than the idle limit (here: the head's agent waiting 15 s for
+    # a third pod to join Ray, as up() waits for slow pods, before any call) is not idleness:
+    # the cluster must not scale itself to 0 under it.
+    status, info = c.provider._agent("multi-0", "POST", "/ray/wait",
+                                     body=b'{"nodes": 3, "seconds": 15}', timeout=60)
+    assert status == 504 and "RH_RAY_NODES 2" in info["output"]
+    assert not _stopped(api, "multi") and c.status()["kubernetes"]["replicas"] == 2
     f = rh.function(k8sfns.pod_ip).to(c)
     assert f() == ips[0]  # a plain call runs on the head
     assert set(f.map(list(range(40)))) == set(ips)  # every item answered, from both pods

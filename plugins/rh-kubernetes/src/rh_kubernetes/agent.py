@@ -169,9 +169,9 @@ class Agent:
                 return  # replaced meanwhile (a restart, a new wheelhouse)
             self.server = None
             self.state = "stopping by autostop"
-            # While up() starts Ray through this agent the cluster is not idle: serve on.
-            failed = bool(self.joining) or stop_by_autostop(self.autostop_mins())
-            self.autostop_error = None if self.joining else failed
+            joining = bool(self.joining)  # up() starts Ray through this agent: not idle
+            failed = joining or stop_by_autostop(self.autostop_mins())
+            self.autostop_error = None if joining else failed
             if failed:
                 try:
                     self.start_server()

@@ -4,8 +4,8 @@ Two servers, each started in its own process, bound to 127.0.0.1 (port 0 = a fre
 prints the port it bound on stdout (one line) and then serves until SIGTERM/SIGINT:
 
 * ``http``: a bare Starlette app on Hypercorn (same server stack and settings as the rh server:
-  asyncio loop, socket passed as ``fd://``, no access log) whose ``POST /echo`` answers the
-  request body as it came.
+  its event loop, ``--loop uvloop`` or ``asyncio``, socket passed as ``fd://``, no access log)
+  whose ``POST /echo`` answers the request body as it came.
 * ``tcp``: a raw TCP echo server: it reads ``u64 length | payload`` (with ``recv_into``) and sends
   the same message back (``sendall``). One thread per connection.
 
@@ -84,7 +84,7 @@ def echo_app():
     return Starlette(routes=[Route("/echo", echo, methods=["POST"])])
 
 
-def serve_http(host: str, port: int) -> None:
+def serve_http(host: str, port: int, loop: str = "asyncio") -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -104,7 +104,12 @@ def serve_http(host: str, port: int) -> None:
         announce(sock)
         await serve(echo_app(), config, shutdown_trigger=stop.wait)
 
-    asyncio.run(main())
+    if loop == "uvloop":
+        import uvloop  # the loop the rh server runs on when it is installed
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # ----------------------------------------------------------------------------- TCP echo
@@ -159,9 +164,14 @@ def main(argv=None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when this process is gone")
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                   help="the http server's event loop (the rh server's, to compare like with like)")
     args = p.parse_args(argv)
     watch_parent(args.parent_pid)
-    (serve_http if args.kind == "http" else serve_tcp)(args.host, args.port)
+    if args.kind == "http":
+        serve_http(args.host, args.port, args.loop)
+    else:
+        serve_tcp(args.host, args.port)
 
 
 if __name__ == "__main__":

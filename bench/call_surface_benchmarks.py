@@ -7,8 +7,9 @@ import asyncio
 import os
 import statistics
 import time
+from pathlib import Path
 
-from common import ECHO_BYTES, FIGURES, MIB, summary  # noqa: I001 - bench/ is on sys.path
+from common import ECHO_BYTES, FIGURES, MIB, server_loop, summary  # noqa: I001 - bench/ is on sys.path
 
 
 def bench_run_async(ctx: dict, calls: int) -> list[dict]:
@@ -222,7 +223,7 @@ def bench_concurrency(ctx: dict, clients: int, calls: int) -> list[dict]:
                 raise AssertionError("wrong answer")
         return call
 
-    with Baseline("http", ctx["workdir"]) as srv:
+    with Baseline("http", ctx["workdir"], server_loop(Path(os.environ["RH_HOME"]))) as srv:
         def echo():
             conn = http.client.HTTPConnection("127.0.0.1", srv.port)
 

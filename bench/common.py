@@ -27,6 +27,7 @@ ARG = 1  # the small payload of a trivial call (and of its baseline request)
 TARGETS = {
     "latency": ("le_ratio", 1.25),
     "latency_httpx": ("info", None),
+    "latency_std_loop": ("info", None),
     "latency_ray": ("le_ratio", 1.0),
     "latency_json": ("info", None),
     "throughput": ("ge_ratio", 1.00),
@@ -72,6 +73,7 @@ TARGETS = {
 FIGURES = {
     "latency": "trivial call latency, pickle (median)",
     "latency_httpx": "trivial call vs the echo called with httpx",
+    "latency_std_loop": "trivial call vs the echo on the asyncio loop",
     "latency_ray": "trivial call vs a Ray actor call (median)",
     "latency_json": "trivial call latency, JSON GET (median)",
     "throughput": "64 MiB numpy echo throughput (median)",
@@ -114,7 +116,8 @@ FIGURES = {
     "table_stream": "t.stream() of a 1 GB Parquet table vs pyarrow directly",
 }
 
-UNITS = {"latency": "s", "latency_httpx": "s", "latency_ray": "s", "latency_json": "s",
+UNITS = {"latency": "s", "latency_httpx": "s", "latency_std_loop": "s", "latency_ray": "s",
+         "latency_json": "s",
          "throughput": "MiB/s", "throughput_http": "MiB/s",
          "auth": "s", "tls_caddy": "s", "byo_cold": "s", "byo_warm": "s", "byo_redeploy": "s",
          "byo_echo": "MiB/s", "byo_latency": "s", "k8s_latency": "s", "sm_bringup": "s", "sm_latency": "s",
@@ -191,6 +194,16 @@ def stop_recorded_server(home: Path) -> int | None:
     return pid
 
 
+def server_loop(home: Path) -> str:
+    """The event loop the local cluster's server recorded (``uvloop`` or ``asyncio``): the
+    baseline echo runs on the same one."""
+    try:
+        record = json.loads((home / "clusters" / "local" / "server.json").read_text())
+    except (OSError, ValueError):
+        return "asyncio"
+    return record.get("loop") or "asyncio"
+
+
 def read_line(proc: subprocess.Popen, timeout: float, what: str) -> str:
     """The next stdout line of ``proc`` (raises if none comes in ``timeout`` seconds)."""
     deadline = time.monotonic() + timeout
@@ -212,17 +225,17 @@ def read_line(proc: subprocess.Popen, timeout: float, what: str) -> str:
 class Baseline:
     """A baseline server (bench/baselines.py) in a subprocess; a context manager."""
 
-    def __init__(self, kind: str, workdir: Path):
-        self.kind, self.workdir = kind, workdir
+    def __init__(self, kind: str, workdir: Path, loop: str = "asyncio"):
+        self.kind, self.workdir, self.loop = kind, workdir, loop
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
 
     def __enter__(self) -> Baseline:
-        log = open(self.workdir / f"baseline-{self.kind}.log", "wb")
+        log = open(self.workdir / f"baseline-{self.kind}-{self.loop}.log", "wb")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, str(HERE / "baselines.py"), self.kind, "0",
-                 "--parent-pid", str(os.getpid())],
+                 "--parent-pid", str(os.getpid()), "--loop", self.loop],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
             )
         finally:

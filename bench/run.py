@@ -220,7 +220,7 @@ def main(argv=None) -> int:
             return wrapped
 
         run("trivial call latency (pickle, JSON GET, baseline)", needs_cluster(bench_latency),
-            ctx, sizes["calls"], keys=["latency", "latency_httpx", "latency_json"])
+            ctx, sizes["calls"], keys=["latency", "latency_httpx", "latency_std_loop", "latency_json"])
         run("Ray actor calls and tasks", needs_cluster(bench_ray), ctx, sizes["calls"],
             MAP_ITEMS, keys=["latency_ray", "map_ray"])
         run("map of 10,000 items", needs_cluster(bench_map), ctx, sizes["map"], keys=["map"])

@@ -56,7 +56,8 @@ class ActiveCalls:
 
     def __init__(self) -> None:
         self.calls: dict[str, Active] = {}
-        self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT)
+        #: (call, status, when it ended) of the last plain calls that ended; listed as dicts
+        self.recent: collections.deque[tuple] = collections.deque(maxlen=RECENT)
         self._n = itertools.count(1)
 
     def begin(self, name: str, method: str, mode: str, key: str | None = None) -> Active:
@@ -69,7 +70,7 @@ class ActiveCalls:
         if active.mode != "run":
             if active.cancelled and status != "done":
                 status = "cancelled"
-            self.recent.append(active.summary(status, time.time()))
+            self.recent.append((active, status, time.time()))
 
     def taken(self, key: str) -> bool:
         return key in self.calls
@@ -111,4 +112,4 @@ class ActiveCalls:
     def listing(self) -> list[dict]:
         """Plain calls running now and the last that ended (runs are listed by the store)."""
         now = [a.summary() for a in self.calls.values() if a.mode != "run"]
-        return [*self.recent, *now]
+        return [*(a.summary(status, ended) for a, status, ended in self.recent), *now]

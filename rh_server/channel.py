@@ -118,6 +118,9 @@ class WorkerProtocol(asyncio.BufferedProtocol):
         total = sum(b.nbytes if isinstance(b, memoryview) else len(b) for b in bufs)
         if self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("worker socket is closed")
+        if total <= CHUNK and not self._wlock.locked():  # the usual small message: one write
+            self.transport.write(b"".join(bufs))         # (no large one is being written)
+            return
         async with self._wlock:
             if total <= CHUNK:
                 self.transport.write(b"".join(bufs))

@@ -9,19 +9,31 @@ enqueued, or a map.
 
 from __future__ import annotations
 
+import functools
 import json
 
+import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from rh_core.plugin import AccessLevel
 from rh_core.transport import wire
 from rh_server import protocol as P
-from rh_server.auth import Auth
+from rh_server.auth import OWNER, WORKER, Auth
 from rh_server.dispatch import Dispatcher
 from rh_server.runs import RUN_KEY, Run, new_run_key
 from rh_server.served import Served
-from rh_server.web import HTTPProblem, JSONRoute, Limits, answer, bad_request, flag, guarded, query, read_body
+from rh_server.web import (
+    HTTPProblem,
+    JSONRoute,
+    Limits,
+    answer,
+    bad_request,
+    flag,
+    guarded,
+    parsed_query,
+    read_body,
+)
 
 #: Methods every served instance answers that need write access (see rh_server.worker).
 WRITE_METHODS = frozenset({"rh.setattr"})
@@ -46,7 +58,8 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
         else:
             ctype = request.headers.get("content-type", wire.JSON_CT).split(";")[0].strip()
             pickled = ctype == wire.PICKLE_CT
-            if pickled and not auth.may(request, name, AccessLevel.WRITE):
+            if pickled and caller is not OWNER and caller is not WORKER and \
+                    not auth.may(request, name, AccessLevel.WRITE):
                 raise HTTPProblem(
                     401 if request.headers.get("authorization") is None else 403, "auth",
                     "pickled arguments are accepted only from an authenticated caller with "
@@ -65,33 +78,66 @@ def call_handler(auth: Auth, served: Served, dispatch: Dispatcher, limits: Limit
     return guarded(call)
 
 
-async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, method, ser, body):
-    q = query(request)
-    header = {"name": name, "method": method, "ser": ser}
-    refs = [r for r in q.get("rh_refs", "").split(",") if r]
-    if refs:
-        header["refs"] = refs
-    pickled = ser == "pickle"
-    answer_ser = q.get("serialization", ser)  # Runhouse's: the answer's serialization
-    if answer_ser not in ("json", "pickle"):
-        raise bad_request(f"serialization must be json or pickle, got {answer_ser!r:.40}")
-    if answer_ser != ser:
-        header["out"] = answer_ser
-    enqueue = flag(q, "rh_enqueue")
-    shm_dir = served.ctx.settings.get("shm_dir")
-    if shm_dir and pickled and flag(q, "rh_shm") and not flag(q, "rh_async"):
-        header["shm"] = shm_dir  # the caller shares this machine: large results go there
-    key = _run_key(q, dispatch, name) if "rh_run_key" in q or flag(q, "rh_async") else None
+@attrs.frozen
+class CallQuery:
+    """What a call's query string asks for (the modes and their settings), read once per
+    distinct string: a client sends the same few with every call."""
 
+    refs: tuple[str, ...]
+    #: The answer's serialization when the caller asked for one (Runhouse's ``serialization``).
+    answer_ser: str | None
+    enqueue: bool
+    shm: bool
+    run_async: bool
+    mapped: bool
+    stream: bool
+    #: ``rh_run_key`` as given (checked per call: whether it is in use changes).
+    run_key: str | None
+    offsets: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def call_query(raw: bytes) -> CallQuery:
+    """The :class:`CallQuery` of a raw query string; a bad one raises its 400."""
+    q = parsed_query(raw)
+    answer_ser = q.get("serialization")
+    if answer_ser is not None and answer_ser not in ("json", "pickle"):
+        raise bad_request(f"serialization must be json or pickle, got {answer_ser!r:.40}")
+    offsets: tuple[int, ...] = ()
     if flag(q, "rh_map"):
-        if not pickled:
-            raise bad_request("map takes a pickled body")
         try:
-            header["offsets"] = [int(o) for o in json.loads(q.get("rh_offsets", "[]"))]
+            offsets = tuple(int(o) for o in json.loads(q.get("rh_offsets", "[]")))
         except (ValueError, TypeError):
             raise bad_request("rh_offsets must be a JSON list of ints") from None
+    return CallQuery(
+        refs=tuple(r for r in q.get("rh_refs", "").split(",") if r), answer_ser=answer_ser,
+        enqueue=flag(q, "rh_enqueue"), shm=flag(q, "rh_shm"), run_async=flag(q, "rh_async"),
+        mapped=flag(q, "rh_map"), stream=flag(q, "rh_stream"), run_key=q.get("rh_run_key"),
+        offsets=offsets)
+
+
+async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, method, ser, body):
+    q = call_query(request.scope.get("query_string", b""))
+    header = {"name": name, "method": method, "ser": ser}
+    if q.refs:
+        header["refs"] = list(q.refs)
+    pickled = ser == "pickle"
+    answer_ser = q.answer_ser or ser
+    if answer_ser != ser:
+        header["out"] = answer_ser
+    enqueue = q.enqueue
+    if q.shm and pickled and not q.run_async:
+        shm_dir = served.ctx.settings.get("shm_dir")
+        if shm_dir:
+            header["shm"] = shm_dir  # the caller shares this machine: large results go there
+    key = _run_key(q, dispatch, name) if q.run_key is not None or q.run_async else None
+
+    if q.mapped:
+        if not pickled:
+            raise bad_request("map takes a pickled body")
+        header["offsets"] = list(q.offsets)
         active = dispatch.active.begin(name, method, "map", key)
-        if flag(q, "rh_stream"):  # the items' output while they run, then the results
+        if q.stream:  # the items' output while they run, then the results
             header["logs"] = True
             return StreamingResponse(dispatch.stream_frames(res, header, body, pickled, False,
                                                             active, mapped=True),
@@ -99,7 +145,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
         return await _plain(request, dispatch, active, ser,
                             lambda: dispatch.run_map(res, header, body, active), pickled)
 
-    if flag(q, "rh_async"):
+    if q.run_async:
         run = dispatch.runs.add(Run(key, name, method, answer_ser))
         active = dispatch.active.begin(name, method, "run", key)
         header["logs"] = True
@@ -107,7 +153,7 @@ async def _dispatch(request, dispatch: Dispatcher, served: Served, res, name, me
             dispatch.run_to_store(run, res, header, body, enqueue, pickled, active))
         return JSONResponse({"run_key": key}, status_code=202)
 
-    if flag(q, "rh_stream"):
+    if q.stream:
         header["logs"] = header["stream"] = True
         media = wire.NDJSON_CT if answer_ser == "json" else wire.STREAM_CT
         active = dispatch.active.begin(name, method, "stream", key)
@@ -135,11 +181,11 @@ async def _plain(request, dispatch: Dispatcher, active, ser: str, work, pickled:
         dispatch.active.end(active, status)
 
 
-def _run_key(q, dispatch: Dispatcher, name: str) -> str:
+def _run_key(q: CallQuery, dispatch: Dispatcher, name: str) -> str:
     """The caller's run key (checked, and not in use), or a new one."""
-    if "rh_run_key" not in q:
+    if q.run_key is None:
         return new_run_key(name)
-    key = q["rh_run_key"]
+    key = q.run_key
     if not RUN_KEY.match(key):
         raise bad_request(f"bad run key {key!r:.80}: use 1-200 letters, digits and _.@:-")
     if dispatch.runs.get(key) is not None or dispatch.active.taken(key):

@@ -23,7 +23,7 @@ from rh_core.transport import wire
 from rh_server import protocol as P
 from rh_server.active import Active, ActiveCalls
 from rh_server.objects import ObjectStore
-from rh_server.pool import CallCancelled, WorkerDied
+from rh_server.process import CallCancelled, WorkerDied
 from rh_server.runs import Run, RunStore
 from rh_server.served import Served
 from rh_server.web import HTTPProblem, error_body, error_from_parts

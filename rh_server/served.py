@@ -20,7 +20,8 @@ from rh_core.resources.env import as_env
 from rh_core.resources.function import env_spec
 from rh_server import protocol as P
 from rh_server.envs import env_python
-from rh_server.pool import EnvPool, EnvReplaced, WorkerDied
+from rh_server.pool import EnvPool
+from rh_server.process import EnvReplaced, WorkerDied
 from rh_server.web import HTTPProblem, bad_request, check_name
 
 log = logging.getLogger("rh_server")

@@ -1,17 +1,16 @@
 """An env worker: a process that imports and runs user code for one env.
 
-The server starts it with ``python -m rh_server.worker SOCKET``; it connects back, says hello and
-then serves messages (see :mod:`rh_server.protocol`). Calls run on a thread pool; coroutines run
-on one event loop thread; ``print`` output of a call whose caller asked for logs is sent back
-tagged with the call's request id.
+The server starts it with ``python -m rh_server.worker fd:SOCKET,LANE THREADS`` (two sockets
+it made: see :mod:`rh_server.process`); it says hello and then serves messages (see
+:mod:`rh_server.protocol`). Calls run on its threads; coroutines run on one event loop thread;
+``print`` output of a call whose caller asked for logs is sent back tagged with the call's
+request id (:mod:`rh_server.output`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
-import io
 import json
 import os
 import pickle
@@ -29,58 +28,10 @@ from rh_server import protocol as P
 from rh_server.interrupt import RunCancelled, Running
 from rh_server.loader import CodeLoader
 from rh_server.members import ACCESSORS, member
+from rh_server.output import RunStream, current_rid
 
 if TYPE_CHECKING:  # asyncio loads when the first async function runs, not at every start
     import asyncio
-
-_current_rid: contextvars.ContextVar[int | None] = contextvars.ContextVar("rh_rid", default=None)
-
-
-class _RunStream(io.TextIOBase):
-    """Replaces sys.stdout/stderr: text written during a logged call goes to its caller."""
-
-    def __init__(self, name: str, real, worker: Worker):
-        self.name, self.real, self.worker = name, real, worker
-        self._pending: dict[int, str] = {}
-        self._lock = threading.Lock()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        rid = _current_rid.get()
-        if rid is None or rid not in self.worker.logged:
-            return self.real.write(s)
-        with self._lock:
-            text = self._pending.pop(rid, "") + s
-            if "\n" not in text:
-                self._pending[rid] = text
-                return len(s)
-            head, _, tail = text.rpartition("\n")
-            if tail:
-                self._pending[rid] = tail
-        self.worker.conn.send(P.LOG, rid, [P.jpart({"stream": self.name, "text": head + "\n"})])
-        return len(s)
-
-    def flush_run(self, rid: int) -> None:
-        with self._lock:
-            text = self._pending.pop(rid, "")
-        if text:
-            self.worker.conn.send(P.LOG, rid, [P.jpart({"stream": self.name, "text": text})])
-
-    def flush(self) -> None:
-        self.real.flush()
-
-    @property
-    def encoding(self):  # noqa: D102
-        return getattr(self.real, "encoding", "utf-8")
-
-    def isatty(self) -> bool:
-        return False
-
-    def fileno(self) -> int:
-        return self.real.fileno()
-
 
 NotFound = P.NotFound
 #: The server's shared-memory folder: the only place argument buffers are taken from.
@@ -89,8 +40,14 @@ _SHM = os.environ.get("RH_SHM_DIR") or None
 
 class Worker:
     def __init__(self, address: str, threads: int):
+        #: the lane: calls the server sends while no other runs there, read by a thread of its
+        #: own (see :meth:`serve`); every answer goes back on ``conn``
+        self.lane: P.BlockingConn | None = None
         if address.startswith("fd:"):
-            sock = socket.socket(fileno=int(address[3:]))
+            fds = [int(fd) for fd in address[3:].split(",")]
+            sock = socket.socket(fileno=fds[0])
+            if len(fds) > 1:
+                self.lane = P.BlockingConn(socket.socket(fileno=fds[1]))
         else:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(address)
@@ -103,18 +60,22 @@ class Worker:
         self.loader = CodeLoader()
         #: name -> define spec (a map spread over Ray loads the target from it on each node)
         self.specs: dict[str, dict] = {}
-        self.streams = [_RunStream("stdout", sys.stdout, self), _RunStream("stderr", sys.stderr, self)]
+        self.streams = [RunStream("stdout", sys.stdout, self), RunStream("stderr", sys.stderr, self)]
         self.running = Running()
         sys.stdout, sys.stderr = self.streams
 
     # ------------------------------------------------------------------ loop
 
     def serve(self, threads: int) -> None:
-        """Leader/followers: each thread takes the read lock, reads one message, releases the
-        lock (another thread starts reading) and handles the message itself, so a call never
-        waits for a hand-off between threads."""
+        """Leader/followers on the socket: each thread takes the read lock, reads one message,
+        releases the lock (another thread starts reading) and handles the message itself, so a
+        call never waits for a hand-off between threads. With a lane, one of the threads reads
+        only the lane and runs its calls: a call there wakes no other thread."""
         self.conn.send(P.HELLO, 0, [P.jpart({"pid": os.getpid(), "python": sys.executable})])
         threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+        if self.lane is not None:
+            threading.Thread(target=self._lane_loop, daemon=True, name="rh-lane").start()
+            threads -= 1
         for i in range(threads - 1):
             threading.Thread(target=self._serve_loop, daemon=True, name=f"rh-call-{i}").start()
         self._serve_loop()
@@ -124,6 +85,14 @@ class Worker:
             try:
                 with self.conn.rlock:
                     kind, rid, parts = self.conn.recv()
+            except (EOFError, OSError):
+                os._exit(0)
+            self._handle(kind, rid, parts)
+
+    def _lane_loop(self) -> None:
+        while True:
+            try:
+                kind, rid, parts = self.lane.recv()
             except (EOFError, OSError):
                 os._exit(0)
             self._handle(kind, rid, parts)
@@ -190,7 +159,7 @@ class Worker:
 
     def _run(self, kind, rid, parts) -> None:
         header = _call_header(bytes(parts[0])) if kind == P.CALL else json.loads(parts[0])
-        token = _current_rid.set(rid)
+        token = current_rid.set(rid)
         nested = wire.NESTED_LOGS.set(bool(header.get("logs")))
         if header.get("logs"):
             self.logged.add(rid)
@@ -210,7 +179,7 @@ class Worker:
             self.running.finish(rid)
             self.logged.discard(rid)
             wire.NESTED_LOGS.reset(nested)
-            _current_rid.reset(token)
+            current_rid.reset(token)
 
     def _flush(self, rid) -> None:
         if rid in self.logged:  # only a logged call's output is held back
@@ -256,7 +225,7 @@ class Worker:
             raise err from None
 
     def _invoke(self, fn, args, kwargs):
-        rid = _current_rid.get()
+        rid = current_rid.get()
         entry = self.running.enter(rid)  # from here a cancel may stop the call
         try:
             result = fn(*args, **kwargs)
@@ -300,7 +269,7 @@ class Worker:
     def _iterate(self, gen):
         """The items of a generator, each step interruptible by a cancel (sending an item is
         not)."""
-        rid = _current_rid.get()
+        rid = current_rid.get()
         loop = None if inspect.isgenerator(gen) else self._event_loop()
         while True:
             with self.running.region(rid):

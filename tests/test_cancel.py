@@ -17,7 +17,7 @@ import userfns
 from waiting import wait_until
 
 import rh_core as rh
-from rh_server.pool import CANCEL_GRACE
+from rh_server.process import CANCEL_GRACE
 
 
 def _status(cluster, key):
@@ -190,3 +190,32 @@ def test_a_cancel_reaches_a_call_while_every_thread_of_its_env_is_busy(own_clust
     assert _status(own_cluster, two.run_key) == "running"
     assert _workers(own_cluster, "busy2") == before  # stopped in place, nothing replaced
     assert two.cancel() is True
+
+
+def test_an_env_of_one_thread_runs_its_calls_in_turn_and_each_cancel_reaches_its_call(
+        own_cluster, tmp_path):
+    """One call thread (it reads the worker's lane): a second call waits on the server while
+    the first runs; a cancel of the running one travels on the worker's other socket and stops
+    it in place; the waiting one then runs in the same process, and a cancel of a call still
+    waiting ends it without reaching the worker."""
+    env = rh.env(name="single", threads=1)
+    busy = rh.function(userfns.busy).to(own_cluster, env=env)
+    first, second, third = (tmp_path / n for n in ("first", "second", "third"))
+    one = busy.remote(30, str(first))
+    wait_until(first.exists, 20, "the first call to start")
+    before = _workers(own_cluster, "single")
+    two = busy.remote(0.2, str(second))
+    three = busy.remote(30, str(third))
+    time.sleep(0.5)
+    assert not second.exists() and _status(own_cluster, two.run_key) == "running"
+    assert three.cancel() is True  # still waiting for the thread: ends on the server
+    assert one.cancel() is True
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(one)
+    assert rh.get(two) > 0 and second.exists()
+    with pytest.raises(rh.RunCancelledError):
+        rh.get(three)
+    assert not third.exists()
+    time.sleep(2 * CANCEL_GRACE)  # past the grace after which a call not stopped is killed
+    assert _workers(own_cluster, "single") == before  # stopped in place, nothing replaced
+    assert busy(0) >= 0

@@ -10,7 +10,7 @@ import userfns
 from waiting import wait_until
 
 import rh_core as rh
-from rh_server.pool import CANCEL_GRACE
+from rh_server.process import CANCEL_GRACE
 
 
 def test_user_code_runs_in_a_worker_not_the_server(local):

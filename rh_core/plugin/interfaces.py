@@ -72,6 +72,11 @@ class ConnectionInfo:
     verify: bool | str = True
     #: Shared-memory folder for large buffers (same machine only; see ``rh_core.shm``).
     shm_dir: str | None = None
+    #: Optional: opens a new connection to the server as a connected stream socket (for
+    #: example a stream the connection opens through an API), for the call path to use instead
+    #: of a TCP connection to ``base_url``'s host and port (other requests still go there).
+    #: What it raises means nothing was sent: the client reconnects once, then reports it.
+    open_socket: Callable[[], object] | None = None
 
 
 class ComputeProvider(ABC):

@@ -48,7 +48,7 @@ class Client(Management):
             timeout=httpx.Timeout(None, connect=15.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
-        self.lean = lean.LeanPool(info.base_url, verify, headers)
+        self.lean = lean.LeanPool(info.base_url, verify, headers, info.open_socket)
         self._paths: dict[tuple[str, str], str] = {}
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 import weakref
-from typing import Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT = 15.0
@@ -179,7 +179,10 @@ class _Conn:
 class LeanPool:
     """Idle keep-alive connections to one server, shared by the client's threads."""
 
-    def __init__(self, base_url: str, verify: bool | ssl.SSLContext, headers: dict[str, str]):
+    def __init__(self, base_url: str, verify: bool | ssl.SSLContext, headers: dict[str, str],
+                 open_socket: Callable[[], socket.socket] | None = None):
+        #: a connection's socket when not a TCP connection to the URL (ConnectionInfo's)
+        self.open_socket = open_socket
         parts = urlsplit(base_url)
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)
@@ -218,13 +221,24 @@ class LeanPool:
         return b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n" % (
             method.encode(), url.encode(), self._fixed, extra, length)
 
-    def _connect(self) -> _Conn:
+    def _open(self) -> socket.socket:
+        """A connected socket: the connection's own (``open_socket``) or TCP to the URL."""
         try:
+            if self.open_socket is not None:
+                return self.open_socket()
             sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
-        except OSError as e:
-            raise Refused(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - nothing was sent: the caller reconnects
+            raise Refused(str(e) or type(e).__name__) from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:
+            sock.close()
+            raise Refused(str(e)) from None
+        return sock
+
+    def _connect(self) -> _Conn:
+        sock = self._open()
+        try:
             if self.context is not None:
                 sock = self.context.wrap_socket(sock, server_hostname=self.host)
         except OSError as e:  # the TLS handshake (a certificate not trusted, ...)
@@ -327,8 +341,10 @@ class LeanPool:
             writer.close()  # the server closed it while idle
         else:
             try:
+                where = {"sock": await asyncio.to_thread(self._open)} if self.open_socket \
+                    else {"host": self.host, "port": self.port}
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                    self.host, self.port, ssl=self.context, limit=MAX_HEAD,
+                    **where, ssl=self.context, limit=MAX_HEAD,
                     server_hostname=self.host if self.context else None), CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError) as e:
                 raise Refused(str(e) or type(e).__name__) from None

@@ -1,5 +1,7 @@
 """The ``k8s_portforward`` connection type: the client reaches the server on the head pod's
-loopback through a local port whose connections each become a port-forward stream."""
+loopback through port-forward streams of the API server: the call path writes to a stream's
+socket directly (``ConnectionInfo.open_socket``), other requests go through a local port whose
+connections each become a stream."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ class PortForwardConnection(ConnectionType):
             raise ConfigError(f"the {self.name} connection type needs a kubernetes cluster, not "
                               f"a {type(provider).name} one")
         self.forward = LocalForward(provider.open_server_stream)
-        return ConnectionInfo(f"http://127.0.0.1:{self.forward.port}", verify=False)
+        return ConnectionInfo(f"http://127.0.0.1:{self.forward.port}", verify=False,
+                              open_socket=lambda: stream_socket(provider))
 
     def close(self) -> None:
         forward = self.__dict__.get("forward")
@@ -31,3 +34,13 @@ class PortForwardConnection(ConnectionType):
     def explain_drop(self) -> str | None:
         """Why the head pod's server went away (evicted, replaced, its container restarted)."""
         return self.cluster.provider.explain()
+
+
+def stream_socket(provider: KubernetesProvider):
+    """A new port-forward stream to the head pod's server, as the socket the call path writes
+    to: no local port and no copying threads between the client and the stream (the stream
+    lives as long as its socket is open)."""
+    _, sock = provider.open_server_stream()
+    # The kubernetes client wraps its end of the stream's socketpair only to ignore TCP options;
+    # asyncio (an awaited call) needs the socket itself.
+    return getattr(sock, "_socket", sock)

@@ -145,3 +145,58 @@ def test_nothing_listening_is_refused():
     s.close()
     with pytest.raises(Refused):
         LeanPool(f"http://127.0.0.1:{port}", True, {}).post("/f/call", b"x", 1, 1 << 20)
+
+
+# ------------------------------------------------------------------ a connection's own socket
+
+
+def test_calls_go_through_the_connections_own_socket_when_it_has_one(local):
+    """``ConnectionInfo.open_socket``: plain and awaited calls reach the real local server
+    through the sockets it opens (here: TCP to the server, while the URL names a port nobody
+    listens on), one per kept-alive connection; what it raises is reported, nothing sent."""
+    import asyncio
+
+    import userfns
+
+    import rh_core as rh
+    from rh_core import errors
+    from rh_core.plugin import ConnectionInfo
+    from rh_core.transport.client import Client
+
+    add = rh.function(userfns.add).to(local)
+    server = local.client()
+    host, port = server.lean.host, server.lean.port
+    token = server.http.headers["authorization"].split()[1]
+    dead = socket.create_server(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nobody listens there now
+    opened = []
+
+    def open_socket():
+        opened.append(1)
+        return socket.create_connection((host, port))
+
+    client = Client(ConnectionInfo(f"http://127.0.0.1:{dead_port}", verify=False,
+                                   open_socket=open_socket), token, "local")
+    try:
+        assert [client.call(add.name, "call", (i, 1)) for i in range(3)] == [1, 2, 3]
+        assert len(opened) == 1  # kept alive
+
+        async def awaited():
+            return await client.call_awaitable(add.name, "call", (40, 2))
+
+        assert asyncio.run(awaited()) == 42
+        assert len(opened) == 2  # the event loop's own connection
+    finally:
+        client.close()
+
+    def refuse():
+        raise ConnectionError("the stream could not be opened: pod k-0 is not ready")
+
+    broken = Client(ConnectionInfo(f"http://127.0.0.1:{port}", verify=False, open_socket=refuse),
+                    token, "local")
+    try:
+        with pytest.raises(errors.ConnectionFailedError, match="pod k-0 is not ready"):
+            broken.call(add.name, "call", (1, 1))
+    finally:
+        broken.close()

@@ -181,8 +181,7 @@ class LeanPool:
 
     def __init__(self, base_url: str, verify: bool | ssl.SSLContext, headers: dict[str, str],
                  open_socket: Callable[[], socket.socket] | None = None):
-        #: a connection's socket when not a TCP connection to the URL (ConnectionInfo's)
-        self.open_socket = open_socket
+        self.open_socket = open_socket  # a connection's own sockets (ConnectionInfo's), if any
         parts = urlsplit(base_url)
         self.https = parts.scheme == "https"
         self.host, self.port = parts.hostname, parts.port or (443 if self.https else 80)

@@ -151,8 +151,9 @@ def _release(held: str, state: list) -> None:
 
 
 def _before_fork() -> None:
-    # A child inherits the mappings: no file mapped now may be written again.
-    for state in _held.values():
+    # A child inherits the mappings: no file mapped now may be written again. (A copy of the
+    # values: another thread's collected mapping may leave the dict meanwhile.)
+    for state in list(_held.values()):
         state[1] = False
 
 

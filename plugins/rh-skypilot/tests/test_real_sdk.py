@@ -118,7 +118,19 @@ def _images(ec2):
 
 @pytest.fixture
 def api_port():
-    port = free_port()
+    """A free port for the SDK's local API server whose request-queue port is free too:
+    SkyPilot derives that second port from the first, and a CI run lost this test when the
+    derived one was taken (the API server exited at its start)."""
+    # Imported here: SkyPilot's own rule for the second port and its own check (2 s to load).
+    from sky.server.requests.queues import mp_queue
+    from sky.utils.common_utils import is_port_available
+
+    for _ in range(100):
+        port = free_port()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SKYPILOT_API_SERVER_LOCAL_PORT", str(port))
+            if is_port_available(mp_queue.get_queue_manager_port()):
+                break
     yield port
     for server in _api_servers(port):
         _stop_group(server)

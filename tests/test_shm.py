@@ -87,6 +87,17 @@ def test_a_forked_child_keeps_seeing_what_it_inherited(folder):
     assert os.waitstatus_to_exitcode(status) == 0  # it saw its bytes, not the new ones
 
 
+def test_a_buffer_that_cannot_be_taken_says_why_and_leaves_nothing(folder):
+    name = shm.write(folder, memoryview(bytes(2 * MiB)))
+    with pytest.raises(ValueError, match=f"shared buffer {name} has the wrong size"):
+        shm.take(folder, name, MiB)
+    empty = Path(folder) / "b-empty"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError):  # mmap refuses an empty file
+        shm.take(folder, empty.name, 0)
+    assert names(folder) == []
+
+
 def test_files_held_by_a_process_that_ended_are_removed_by_the_next_writer(folder):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True).stdout.strip()

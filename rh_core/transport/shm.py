@@ -32,7 +32,7 @@ from pathlib import Path
 MIN_SIZE = 1 << 20
 ROOT = Path("/dev/shm")
 
-#: Finalizers of the files this process maps now (name -> [folder, keep-it-for-reuse flag]).
+#: The files this process maps now: held name -> [folder, whether it may be reused].
 _held: dict[str, list] = {}
 
 
@@ -116,9 +116,11 @@ def take(folder: str, name: str, size: int) -> memoryview:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         if os.fstat(fd).st_size != size:
-            os.unlink(path)
             raise ValueError(f"shared buffer {name} has the wrong size")
         mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except BaseException:
+        _unlink(path)  # nothing of a buffer that cannot be taken is left behind
+        raise
     finally:
         os.close(fd)
     held = f"h-{os.getpid()}-{name[2:]}"

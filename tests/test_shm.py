@@ -62,6 +62,11 @@ def test_a_free_file_far_from_the_size_is_not_used_and_the_keep_limit_holds(fold
     monkeypatch.setenv("RH_SHM_KEEP_MB", "0")  # nothing kept: taken files lose their names
     shm.take(folder, shm.write(folder, memoryview(bytes(2 * MiB))), 2 * MiB)
     assert names(folder) == ["f-"]
+    monkeypatch.setenv("RH_SHM_KEEP_MB", "lots")
+    name = shm.write(folder, memoryview(bytes(2 * MiB)))
+    with pytest.raises(rh.ConfigError, match="RH_SHM_KEEP_MB must be a whole number of MiB"):
+        shm.take(folder, name, 2 * MiB)
+    assert names(folder) == ["f-"]  # the buffer that could not be taken is gone
 
 
 def test_a_forked_child_keeps_seeing_what_it_inherited(folder):

@@ -54,10 +54,18 @@ def folder_for(cluster_key: str, create: bool = True) -> Path | None:
 
 def keep_bytes() -> int:
     """How many bytes of free files a folder keeps for reuse (``RH_SHM_KEEP_MB``)."""
+    raw = os.environ.get("RH_SHM_KEEP_MB", "512")
     try:
-        return max(0, int(os.environ.get("RH_SHM_KEEP_MB", "512"))) << 20
+        mib = int(raw)
     except ValueError:
-        return 512 << 20
+        mib = -1
+    if mib < 0:
+        # Imported here: env workers load this module and need the errors only for bad input.
+        from rh_core.errors import ConfigError
+
+        raise ConfigError(f"RH_SHM_KEEP_MB must be a whole number of MiB (0 or more), got "
+                          f"{raw!r:.40}; unset it for the default, 512")
+    return mib << 20
 
 
 def write(folder: str, data: memoryview) -> str:
@@ -115,6 +123,7 @@ def take(folder: str, name: str, size: int) -> memoryview:
     path = os.path.join(folder, name)
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
+        keep = keep_bytes()
         if os.fstat(fd).st_size != size:
             raise ValueError(f"shared buffer {name} has the wrong size")
         mm = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -124,7 +133,7 @@ def take(folder: str, name: str, size: int) -> memoryview:
     finally:
         os.close(fd)
     held = f"h-{os.getpid()}-{name[2:]}"
-    if keep_bytes() == 0:
+    if keep == 0:
         _unlink(path)
         return memoryview(mm)
     try:
@@ -143,7 +152,11 @@ def _release(held: str, state: list) -> None:
     _held.pop(held, None)
     folder, reuse = state
     path = os.path.join(folder, held)
-    if reuse and _free_bytes(folder) + _size(path) <= keep_bytes():
+    try:
+        keep = keep_bytes()
+    except ValueError:  # (ConfigError) said when the file was taken; here only do no harm
+        keep = 0
+    if reuse and _free_bytes(folder) + _size(path) <= keep:
         try:
             os.rename(path, os.path.join(folder, "f-" + held.split("-", 2)[2]))
             return
